@@ -1,0 +1,39 @@
+"""Kafka topic names (ARCHITECTURE.md §1). Versioned: a breaking contract change is a new topic."""
+
+from __future__ import annotations
+
+REQUESTS = "sharinghub.requests.v1"
+CONSENT_DIRECTIVES = "sharinghub.consent.directives.v1"
+CONSENT_CHECKED = "sharinghub.stage.consent-checked.v1"
+POLICY_DECIDED = "sharinghub.stage.policy-decided.v1"
+REDACTED = "sharinghub.stage.redacted.v1"
+REVIEW = "sharinghub.review.v1"
+REVIEW_DECISIONS = "sharinghub.review.decisions.v1"
+OUTCOMES = "sharinghub.outcomes.v1"
+DLQ = "sharinghub.dlq.v1"
+NOTIFICATIONS = "sharinghub.notifications.v1"
+
+PIPELINE_TOPICS: tuple[str, ...] = (
+    REQUESTS,
+    CONSENT_DIRECTIVES,
+    CONSENT_CHECKED,
+    POLICY_DECIDED,
+    REDACTED,
+    REVIEW,
+    REVIEW_DECISIONS,
+    OUTCOMES,
+    DLQ,
+    NOTIFICATIONS,
+)
+
+_INBOX_PREFIX = "agency."
+_INBOX_SUFFIX = ".inbox.v1"
+
+
+def inbox_topic(agency_id: str) -> str:
+    """The receiving agency's own inbox topic: ``agency.<agency_id>.inbox.v1``.
+
+    Kafka topic names cannot hold ':'; agency ids cannot hold '_', so mapping ':' to '_'
+    keeps the topic name unique per agency.
+    """
+    return f"{_INBOX_PREFIX}{agency_id.replace(':', '_')}{_INBOX_SUFFIX}"

@@ -1,0 +1,93 @@
+"""Consent service: requests → consent assessment → `consent-checked`; directives → registry."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sharinghub.consent.domain import assess_consent
+from sharinghub.consent.materializer import DirectiveMaterializer
+from sharinghub.consent.store import ConsentRegistry
+from sharinghub.contracts import Envelope, SharingRequest, Stage, topics
+from sharinghub.runtime.app import SERVICE_VERSION, StageService
+from sharinghub.runtime.codec import InvalidMessage, decode, encode
+from sharinghub.runtime.db import create_engine_for
+from sharinghub.runtime.settings import Settings
+from sharinghub.runtime.stage import Batch, Item, rejection, utcnow
+from sharinghub.runtime.stamps import StageKeys, stamp
+
+CATCH_UP_TIMEOUT_S = 10.0
+
+
+def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
+    """Wire the consent stage: registry on the configured database, directive reader, stage."""
+    engine = create_engine_for(settings.database_url)
+    registry = ConsentRegistry(engine)
+    keys = StageKeys.load(settings.resolved_keys_file())
+    service: StageService
+    materializer: DirectiveMaterializer | None = None
+
+    async def on_requests(items: list[Item]) -> Batch:
+        assert materializer is not None
+        now = utcnow()
+        out = []
+        good: list[tuple[Item, SharingRequest]] = []
+        for item in items:
+            try:
+                request = decode(SharingRequest, item.value, max_bytes=settings.max_message_bytes)
+            except InvalidMessage as exc:
+                out.extend(rejection(item, Stage.CONSENT, exc, now=now))
+                continue
+            item.span.set_attribute("sharinghub.request_id", request.request_id)
+            item.span.set_attribute("sharinghub.purpose", request.purpose.value)
+            item.span.set_attribute("sharinghub.jurisdiction", request.jurisdiction.value)
+            good.append((item, request))
+        if good:
+            if not await materializer.wait_caught_up(CATCH_UP_TIMEOUT_S):
+                raise TimeoutError("consent directives not caught up; batch will be retried")
+            directives = await asyncio.to_thread(
+                registry.current_for_subjects, {r.subject_id for _, r in good}
+            )
+            for item, request in good:
+                assessment = assess_consent(
+                    request, directives.get(request.subject_id, []), assessed_at=now
+                )
+                item.span.set_attribute(
+                    "sharinghub.consents_considered", len(assessment.directives_considered)
+                )
+                envelope = stamp(
+                    Envelope(request=request, received_at=now, consent=assessment),
+                    Stage.CONSENT,
+                    keys,
+                    SERVICE_VERSION,
+                )
+                out.append(item.output(topics.CONSENT_CHECKED, encode(envelope), request.subject_id))
+        return Batch(out)
+
+    service = StageService(
+        name="sharinghub-consent",
+        stage=Stage.CONSENT,
+        settings=settings,
+        bootstrap_servers=bootstrap_servers,
+        subscriptions=[([topics.REQUESTS], on_requests)],
+        group_id="sharinghub-consent",
+    )
+
+    async def start_materializer() -> None:
+        nonlocal materializer
+        materializer = DirectiveMaterializer(
+            bootstrap_servers,
+            registry,
+            service.publish_one,
+            max_bytes=settings.max_message_bytes,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        )
+        await materializer.start()
+
+    async def stop_materializer() -> None:
+        if materializer is not None:
+            await materializer.stop()
+        engine.dispose()
+
+    service.on_startup(start_materializer)
+    service.on_shutdown(stop_materializer)
+    return service

@@ -1,0 +1,112 @@
+"""Delivery gate: verify every stamp, re-check consent, audit, deliver exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from sharinghub.consent.domain import withdrawn_categories
+from sharinghub.consent.store import ConsentRegistry
+from sharinghub.contracts import Envelope, Outcome, ReviewCase, Stage, topics
+from sharinghub.delivery.audit_build import audit_record_for, outcome_event_for
+from sharinghub.delivery.gate import delivery_messages, payload_problem, retrospective_case
+from sharinghub.delivery.ledger import AuditLedger
+from sharinghub.delivery.recorder import DecisionRecorder, Effect
+from sharinghub.policy.reviews import ReviewStore
+from sharinghub.runtime.app import StageService
+from sharinghub.runtime.codec import InvalidMessage, decode, encode
+from sharinghub.runtime.db import create_engine_for
+from sharinghub.runtime.settings import Settings
+from sharinghub.runtime.stage import Batch, Item, Output, rejection, security_refusal, utcnow
+from sharinghub.runtime.stamps import StageKeys, verify_chain
+
+log = logging.getLogger(__name__)
+FULL_CHAIN = (Stage.CONSENT, Stage.POLICY, Stage.REDACTION)
+
+
+def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
+    """Wire the gate: keys, consent registry (re-check), audit ledger, review store."""
+    engine = create_engine_for(settings.database_url)
+    registry = ConsentRegistry(engine)
+    recorder = DecisionRecorder(engine, AuditLedger(engine))
+    reviews = ReviewStore(engine)
+    keys = StageKeys.load(settings.resolved_keys_file())
+    due = timedelta(hours=settings.review_due_hours)
+
+    async def on_redacted(items: list[Item]) -> Batch:
+        now = utcnow()
+        out: list[Output] = []
+        ready: list[tuple[Item, Envelope]] = []
+        for item in items:
+            try:
+                env = decode(Envelope, item.value, max_bytes=settings.max_message_bytes * 4)
+            except InvalidMessage as exc:
+                out.extend(rejection(item, Stage.DELIVERY, exc, now=now))
+                continue
+            problem = verify_chain(env, keys, FULL_CHAIN) or payload_problem(env)
+            if problem:
+                out.extend(security_refusal(item, Stage.DELIVERY, problem))
+                continue
+            item.span.set_attribute("sharinghub.request_id", env.request_id)
+            ready.append((item, env))
+        needs_recheck = {e.request.subject_id for _, e in ready if e.policy and e.policy.consent_based}
+        current = (
+            await asyncio.to_thread(registry.current_for_subjects, needs_recheck)
+            if needs_recheck else {}
+        )
+        effects: list[Effect] = []
+        cases: list[tuple[ReviewCase, Envelope, dict[str, str]]] = []
+        for item, env in ready:
+            decision = env.policy
+            assert decision is not None and env.consent is not None
+            seq = 2 if decision.decided_by else 1
+            withdrawn: list = []
+            if decision.consent_based:
+                consent_cats = [c for c in decision.allowed_categories if c in env.consent.supported]
+                withdrawn = withdrawn_categories(
+                    env.request, consent_cats, current.get(env.request.subject_id, []), now=now
+                )
+            if withdrawn:
+                item.span.set_attribute("sharinghub.outcome", Outcome.DENIED.value)
+                reason = "Consent relied on was withdrawn before delivery; nothing was delivered."
+                event = outcome_event_for(env, stage=Stage.DELIVERY, outcome=Outcome.DENIED,
+                                          reason_code="consent_withdrawn", reason=reason, now=now)
+                record = audit_record_for(env, stage=Stage.DELIVERY, outcome=Outcome.DENIED,
+                                          final=True, reason_code="consent_withdrawn",
+                                          decision_seq=seq, subject_key=keys.subject_hash_key,
+                                          now=now, trace_id=item.trace_id)
+                effects.append(Effect(record, [item.output(topics.OUTCOMES, encode(event),
+                                                           env.request_id)]))
+                continue
+            item.span.set_attribute("sharinghub.outcome", Outcome.DELIVERED.value)
+            record = audit_record_for(env, stage=Stage.DELIVERY, outcome=Outcome.DELIVERED,
+                                      final=True, reason_code=decision.reason_code,
+                                      decision_seq=seq, subject_key=keys.subject_hash_key,
+                                      now=now, trace_id=item.trace_id)
+            case = retrospective_case(env, now, due)
+            messages = delivery_messages(env, now, case)
+            outputs = [item.output(topic, value, key) for topic, value, key in messages]
+            if case is not None:
+                cases.append((case, env, item.trace_headers()))
+            effects.append(Effect(record, outputs))
+        if cases:
+            await asyncio.to_thread(reviews.open_cases, cases)
+        prepared = await asyncio.to_thread(recorder.prepare, effects) if effects else None
+        if prepared and prepared.replays:
+            log.info("replayed envelopes ignored", extra={"count": prepared.replays})
+
+        async def mark() -> None:
+            if prepared is not None:
+                await asyncio.to_thread(recorder.mark_dispatched, prepared.keys)
+
+        return Batch([*out, *(prepared.outputs if prepared else [])], after_publish=mark)
+
+    return StageService(
+        name="sharinghub-delivery",
+        stage=Stage.DELIVERY,
+        settings=settings,
+        bootstrap_servers=bootstrap_servers,
+        subscriptions=[([topics.REDACTED], on_redacted)],
+        group_id="sharinghub-delivery",
+    )

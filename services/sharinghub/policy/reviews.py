@@ -1,0 +1,97 @@
+"""Review cases (SQL): pending requests wait here, with their envelope, for a person to decide."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import DateTime, String, Text, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Mapped, mapped_column
+
+from sharinghub.contracts import Envelope, ReviewCase, ReviewDecision
+from sharinghub.runtime.db import Base, session_factory
+
+
+class ReviewCaseRow(Base):
+    """One review case; `status` moves open → decided (or awaiting_facts → decided)."""
+
+    __tablename__ = "review_cases"
+
+    case_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    case_json: Mapped[str] = mapped_column(Text)
+    envelope_json: Mapped[str] = mapped_column(Text)
+    trace_headers: Mapped[str] = mapped_column(Text, default="{}")
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decision_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ReviewStore:
+    """Open, fetch and close review cases. Opening the same case twice is a no-op."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._sessions = session_factory(engine)
+
+    def open_cases(
+        self, cases: Sequence[tuple[ReviewCase, Envelope, dict[str, str]]]
+    ) -> None:
+        if not cases:
+            return
+        with self._sessions() as session, session.begin():
+            ids = [c.case_id for c, _, _ in cases]
+            present = set(
+                session.scalars(select(ReviewCaseRow.case_id).where(ReviewCaseRow.case_id.in_(ids)))
+            )
+            for case, envelope, headers in cases:
+                if case.case_id in present:
+                    continue
+                present.add(case.case_id)
+                session.add(
+                    ReviewCaseRow(
+                        case_id=case.case_id,
+                        request_id=case.request_id,
+                        kind=case.kind,
+                        status="open",
+                        case_json=case.model_dump_json(),
+                        envelope_json=envelope.model_dump_json(),
+                        trace_headers=json.dumps(headers),
+                        opened_at=case.opened_at,
+                        due_at=case.due_at,
+                    )
+                )
+
+    def get(self, case_id: str) -> tuple[ReviewCase, Envelope, dict[str, str], str] | None:
+        """(case, envelope, trace headers, status) or None."""
+        with self._sessions() as session:
+            row = session.get(ReviewCaseRow, case_id)
+            if row is None:
+                return None
+            return (
+                ReviewCase.model_validate_json(row.case_json),
+                Envelope.model_validate_json(row.envelope_json),
+                json.loads(row.trace_headers or "{}"),
+                row.status,
+            )
+
+    def record_decision(self, decision: ReviewDecision, status: str) -> None:
+        with self._sessions() as session, session.begin():
+            row = session.get(ReviewCaseRow, decision.case_id)
+            if row is None:
+                return
+            row.status = status
+            row.decided_at = decision.decided_at
+            row.decision_json = decision.model_dump_json()
+
+    def list_cases(self, status: str | None = None) -> list[tuple[ReviewCase, str]]:
+        with self._sessions() as session:
+            q = select(ReviewCaseRow).order_by(ReviewCaseRow.opened_at)
+            if status:
+                q = q.where(ReviewCaseRow.status == status)
+            return [(ReviewCase.model_validate_json(r.case_json), r.status) for r in session.scalars(q)]

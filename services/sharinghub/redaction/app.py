@@ -1,0 +1,66 @@
+"""Redaction service: approved envelopes → minimum-necessary payload + manifest → `redacted`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sharinghub.contracts import DataCategory, Envelope, Outcome, Stage, topics
+from sharinghub.redaction.pseudonyms import new_pseudonym
+from sharinghub.redaction.rules import redact
+from sharinghub.runtime.app import SERVICE_VERSION, StageService
+from sharinghub.runtime.codec import InvalidMessage, decode, encode
+from sharinghub.runtime.settings import Settings
+from sharinghub.runtime.stage import Batch, Item, Output, rejection, security_refusal, utcnow
+from sharinghub.runtime.stamps import StageKeys, stamp, verify_chain
+
+
+def redact_all(envelopes: list[Envelope], now) -> list[Envelope]:  # type: ignore[no-untyped-def]
+    """Pure work for a whole batch (run in a worker thread: regexes hold the GIL)."""
+    out = []
+    for env in envelopes:
+        decision = env.policy
+        assert decision is not None
+        pseudonym = "" if DataCategory.IDENTITY in decision.allowed_categories else new_pseudonym()
+        result = redact(env.request, decision, pseudonym=pseudonym, now=now)
+        out.append(env.model_copy(update={"redaction": result}))
+    return out
+
+
+def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
+    """Wire the redaction stage (stateless: nothing but keys to load)."""
+    keys = StageKeys.load(settings.resolved_keys_file())
+
+    async def on_policy_decided(items: list[Item]) -> Batch:
+        now = utcnow()
+        out: list[Output] = []
+        ready: list[tuple[Item, Envelope]] = []
+        for item in items:
+            try:
+                env = decode(Envelope, item.value, max_bytes=settings.max_message_bytes * 4)
+            except InvalidMessage as exc:
+                out.extend(rejection(item, Stage.REDACTION, exc, now=now))
+                continue
+            problem = verify_chain(env, keys, (Stage.CONSENT, Stage.POLICY))
+            if not problem and (env.policy is None or env.policy.outcome is not Outcome.DELIVERED):
+                problem = "policy did not approve this envelope"
+            if problem:
+                out.extend(security_refusal(item, Stage.REDACTION, problem))
+                continue
+            item.span.set_attribute("sharinghub.request_id", env.request_id)
+            ready.append((item, env))
+        redacted = await asyncio.to_thread(redact_all, [e for _, e in ready], now)
+        for (item, _), env in zip(ready, redacted, strict=True):
+            assert env.redaction is not None
+            item.span.set_attribute("sharinghub.fields_delivered", len(env.redaction.payload.fields))
+            stamped = stamp(env, Stage.REDACTION, keys, SERVICE_VERSION)
+            out.append(item.output(topics.REDACTED, encode(stamped), env.request.subject_id))
+        return Batch(out)
+
+    return StageService(
+        name="sharinghub-redaction",
+        stage=Stage.REDACTION,
+        settings=settings,
+        bootstrap_servers=bootstrap_servers,
+        subscriptions=[([topics.POLICY_DECIDED], on_policy_decided)],
+        group_id="sharinghub-redaction",
+    )

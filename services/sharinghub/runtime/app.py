@@ -1,0 +1,166 @@
+"""The one place a stage is wired: broker, batch subscriber, publishing, lifecycle.
+
+`StageService` turns a batch of Kafka records into a call of the stage's processor and
+publishes what the processor returns; it holds no decision logic of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker, KafkaMessage
+
+from sharinghub.contracts import Stage
+from sharinghub.runtime.settings import Settings
+from sharinghub.runtime.stage import (
+    Batch,
+    Item,
+    Output,
+    RetryBackoff,
+    end_item_spans,
+    start_item_spans,
+)
+from sharinghub.runtime.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+SERVICE_VERSION = "0.1.0"
+
+Hook = Callable[[], Awaitable[None]]
+
+
+async def _raw_body(msg: Any) -> None:
+    # Bodies are decoded by the stage itself (so a bad one becomes a DLQ entry, not a crash).
+    return None
+
+
+class StageService:
+    """A FastStream app around one stage's batch processor."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        stage: Stage,
+        settings: Settings,
+        bootstrap_servers: str,
+        subscriptions: Sequence[tuple[Sequence[str], Callable[[list[Item]], Awaitable[Batch]]]],
+        group_id: str,
+    ) -> None:
+        self.name = name
+        self.stage = stage
+        self.settings = settings
+        self.bootstrap_servers = bootstrap_servers
+        self.broker = KafkaBroker(
+            bootstrap_servers,
+            client_id=name,
+            max_batch_size=settings.producer_max_batch_bytes,
+            max_request_size=max(settings.max_message_bytes * 2, 1_048_576),
+            linger_ms=1,
+            acks="all",
+            enable_idempotence=False,  # the embedded broker rejects InitProducerId
+            log_level=logging.WARNING,
+            graceful_timeout=15.0,
+        )
+        self.app = FastStream(self.broker, logger=log)
+        self._known_topics: set[str] = set()
+        self._startup: list[Hook] = []
+        self._shutdown: list[Hook] = []
+        self._backoff = RetryBackoff()
+        for topics_in, processor in subscriptions:
+            self._subscribe(topics_in, processor, group_id)
+        # Provisioning and stores come up before the broker starts consuming.
+        self.app.on_startup(self._provision)
+        self.app.on_startup(self._run_startup_hooks)
+        self.app.on_shutdown(self._run_shutdown_hooks)
+
+    def on_startup(self, hook: Hook) -> None:
+        """Run after the broker connected (open stores, start background readers)."""
+        self._startup.append(hook)
+
+    def on_shutdown(self, hook: Hook) -> None:
+        self._shutdown.append(hook)
+
+    async def _provision(self) -> None:
+        from sharinghub.contracts import topics
+
+        await ensure_topics(
+            self.bootstrap_servers, topics.PIPELINE_TOPICS, partitions=self.settings.partitions
+        )
+        self._known_topics.update(topics.PIPELINE_TOPICS)
+
+    async def _run_startup_hooks(self) -> None:
+        for hook in self._startup:
+            await hook()
+        log.info("service started", extra={"service": self.name})
+
+    async def _run_shutdown_hooks(self) -> None:
+        for hook in reversed(self._shutdown):
+            await hook()
+
+    def _subscribe(
+        self,
+        topics_in: Sequence[str],
+        processor: Callable[[list[Item]], Awaitable[Batch]],
+        group_id: str,
+    ) -> None:
+        s = self.settings
+        subscriber = self.broker.subscriber(
+            *topics_in,
+            batch=True,
+            group_id=group_id,
+            auto_offset_reset="earliest",
+            max_records=s.batch_max_records,
+            batch_timeout_ms=s.batch_timeout_ms,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=max(s.session_timeout_ms // 3, 300),
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_raw_body,
+        )
+
+        async def on_batch(body: Any, msg: KafkaMessage) -> None:
+            records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+            items = start_item_spans(self.stage, records)
+            try:
+                result = await processor(items)
+                await self.publish_all(result.outputs)
+                if result.after_publish is not None:
+                    await result.after_publish()
+            except Exception as exc:
+                # Infrastructure failure (broker, database): the batch is rewound and retried.
+                log.exception("batch failed; it will be redelivered",
+                              extra={"stage": self.stage.value, "size": len(items)})
+                end_item_spans(items, exc)
+                await self._backoff.failure()
+                raise
+            self._backoff.success()
+            end_item_spans(items)
+
+        subscriber(on_batch)
+
+    async def ensure_topic(self, topic: str) -> None:
+        """Create a topic (an agency inbox) the first time this process writes to it."""
+        if topic not in self._known_topics:
+            await ensure_topics(self.bootstrap_servers, [topic], partitions=self.settings.partitions)
+            self._known_topics.add(topic)
+
+    async def publish_all(self, outputs: Sequence[Output]) -> None:
+        """Send every output, then wait for all acknowledgements together (one round trip)."""
+        for topic in {o.topic for o in outputs} - self._known_topics:
+            await self.ensure_topic(topic)
+        futures = [
+            await self.broker.publish(
+                o.value, o.topic, key=o.key, headers=o.headers, no_confirm=True
+            )
+            for o in outputs
+        ]
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def publish_one(self, topic: str, value: bytes, key: bytes | None) -> None:
+        await self.publish_all([Output(topic=topic, value=value, key=key)])

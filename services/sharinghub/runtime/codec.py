@@ -1,0 +1,86 @@
+"""Bytes ⇄ contract models, with validation errors that never echo an input value."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class InvalidMessage(ValueError):
+    """A message that cannot become a contract. `reason` is safe to log: paths and rules only."""
+
+    def __init__(self, reason_code: str, reason: str, request_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason_code = reason_code
+        self.reason = reason
+        self.request_id = request_id
+
+
+def encode(model: BaseModel) -> bytes:
+    """Serialise a contract to JSON bytes (pydantic's Rust serializer)."""
+    return model.model_dump_json().encode()
+
+
+def describe_validation_error(exc: ValidationError, limit: int = 5) -> str:
+    """`path: message` per error. pydantic messages name the rule, not the input; the input
+    value (`input_value` in str(exc)) is deliberately left out — it may be confidential."""
+    parts = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=False)[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(message)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - limit
+    if more > 0:
+        parts.append(f"… and {more} more")
+    return "; ".join(parts)
+
+
+def recover_request_id(raw: bytes) -> str | None:
+    """Best effort: the request id of a message that failed validation, if it has a sane one."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(data, dict):
+        candidate = data.get("request_id")
+        if (
+            isinstance(candidate, str)
+            and 0 < len(candidate) <= 128
+            and all(c.isalnum() or c in "._:-" for c in candidate)
+        ):
+            return candidate
+    return None
+
+
+def decode(model: type[M], raw: bytes, *, max_bytes: int) -> M:
+    """Parse and validate `raw` as `model`, raising InvalidMessage with a value-free reason."""
+    return _decode_with(model.model_validate_json, raw, max_bytes=max_bytes)
+
+
+def decode_adapter(adapter: TypeAdapter[Any], raw: bytes, *, max_bytes: int) -> Any:
+    """Like `decode` for union types (e.g. the consent directive event)."""
+    return _decode_with(adapter.validate_json, raw, max_bytes=max_bytes)
+
+
+def _decode_with(validate: Any, raw: bytes | None, *, max_bytes: int) -> Any:
+    if raw is None:
+        raise InvalidMessage("empty_message", "message has no value")
+    if len(raw) > max_bytes:
+        raise InvalidMessage(
+            "oversize",
+            f"message is {len(raw)} bytes, above the limit of {max_bytes}",
+            recover_request_id(raw[:4096]) if len(raw) < 50 * max_bytes else None,
+        )
+    try:
+        return validate(raw)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        code = "malformed_json" if first["type"] == "json_invalid" else "schema_violation"
+        if code == "malformed_json":
+            raise InvalidMessage(code, "message is not valid JSON") from None
+        raise InvalidMessage(
+            code, describe_validation_error(exc), recover_request_id(raw)
+        ) from None

@@ -1,0 +1,69 @@
+"""Settings for every sharinghub process, from the environment (pydantic-settings).
+
+Every variable is listed in the README's configuration table; `sharinghub config` prints them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration shared by the services, the CLI and the tests."""
+
+    model_config = SettingsConfigDict(env_prefix="SHARINGHUB_", extra="ignore")
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SHARINGHUB_KAFKA_BOOTSTRAP_SERVERS"),
+        description="External Kafka (host:port,...). Unset: testcontainers if asked, else embedded.",
+    )
+    broker: Literal["auto", "external", "testcontainers", "embedded"] = Field(
+        default="auto",
+        description="Which broker `up` uses: auto = external if KAFKA_BOOTSTRAP_SERVERS is set, "
+        "else embedded; testcontainers needs a Docker engine.",
+    )
+    database_url: str = Field(
+        default="sqlite:///.sharinghub/sharinghub.db",
+        validation_alias=AliasChoices("DATABASE_URL", "SHARINGHUB_DATABASE_URL"),
+        description="SQLAlchemy URL of the consent registry, review cases and audit ledger.",
+    )
+    data_dir: Path = Field(default=Path(".sharinghub"), description="Local state: keys, traces.")
+    keys_file: Path | None = Field(
+        default=None,
+        description="JSON file of stage MAC keys; default <data_dir>/keys.json (created by `up`).",
+    )
+    partitions: int = Field(default=3, ge=1, le=1000, description="Partitions per hub topic.")
+    batch_max_records: int = Field(default=200, ge=1, le=10_000, description="Max batch size.")
+    batch_timeout_ms: int = Field(default=20, ge=1, description="Max wait to fill a batch.")
+    fetch_max_wait_ms: int = Field(default=10, ge=1, description="Broker fetch wait (latency).")
+    session_timeout_ms: int = Field(default=10_000, ge=1000, description="Consumer session timeout.")
+    max_message_bytes: int = Field(
+        default=1_000_000, ge=1024, description="Requests larger than this are rejected_invalid."
+    )
+    producer_max_batch_bytes: int = Field(default=1_048_576, ge=16_384)
+    review_due_hours: float = Field(default=72.0, gt=0, description="Review escalation deadline.")
+    tracing: bool = Field(default=True, description="Record OpenTelemetry spans.")
+    trace_file: Path | None = Field(
+        default=None,
+        description="Local span export (JSON lines) when no OTLP endpoint; default "
+        "<data_dir>/traces.jsonl.",
+    )
+    otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "SHARINGHUB_OTLP_ENDPOINT"),
+        description="OTLP/HTTP collector endpoint; unset → local JSON-lines exporter.",
+    )
+    log_level: str = Field(default="INFO", description="Python log level of the services.")
+
+    def resolved_keys_file(self) -> Path:
+        """Where the stage MAC keys live."""
+        return self.keys_file or self.data_dir / "keys.json"
+
+    def resolved_trace_file(self) -> Path:
+        """Where the local span exporter writes."""
+        return self.trace_file or self.data_dir / "traces.jsonl"

@@ -1,0 +1,205 @@
+"""The batch harness every stage runs in: consume a batch, process, publish, then commit.
+
+At-least-once: the offsets of a batch are committed only after every message it produced has
+been acknowledged by the broker (FastStream `AckPolicy.NACK_ON_ERROR`: a failure rewinds the
+batch and it is redelivered). Each record gets its own span, parented on the W3C context in its
+headers, so one request is one trace across processes however records are batched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+from opentelemetry import trace
+from opentelemetry.propagate import inject
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from sharinghub.contracts import DeadLetter, Outcome, OutcomeEvent, Stage, topics
+from sharinghub.runtime.codec import InvalidMessage, encode
+from sharinghub.runtime.telemetry import context_from_headers
+
+log = logging.getLogger(__name__)
+security_log = logging.getLogger("sharinghub.security")
+tracer = trace.get_tracer("sharinghub.stage")
+
+
+def utcnow() -> datetime:
+    """Aware UTC now (one place, so tests and stages agree on the clock type)."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Output:
+    """One message a stage wants published once the batch is done."""
+
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Item:
+    """One consumed record with its processing span."""
+
+    record: ConsumerRecord[bytes, bytes]
+    span: Span
+
+    @property
+    def value(self) -> bytes:
+        return self.record.value or b""
+
+    @property
+    def trace_id(self) -> str:
+        return format(self.span.get_span_context().trace_id, "032x")
+
+    def trace_headers(self) -> dict[str, str]:
+        """Headers that make a published message a child of this record's span."""
+        carrier: dict[str, str] = {}
+        inject(carrier, context=trace.set_span_in_context(self.span))
+        return carrier
+
+    def output(self, topic: str, value: bytes, key: bytes | str | None) -> Output:
+        if isinstance(key, str):
+            key = key.encode()
+        return Output(topic=topic, value=value, key=key, headers=self.trace_headers())
+
+
+@dataclass
+class Batch:
+    """What a processor returns: messages to publish, plus an optional after-publish hook
+    (e.g. marking effects as dispatched) that runs before the offsets are committed."""
+
+    outputs: list[Output] = field(default_factory=list)
+    after_publish: Callable[[], Awaitable[None]] | None = None
+
+
+Processor = Callable[[list[Item]], Awaitable[Batch]]
+
+
+def start_item_spans(stage: Stage, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Item]:
+    """One CONSUMER span per record, child of the producer's context from the headers."""
+    items = []
+    for rec in records:
+        span = tracer.start_span(
+            f"{stage.value} process",
+            context=context_from_headers(rec.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": rec.topic,
+                "messaging.destination.partition.id": str(rec.partition),
+                "messaging.kafka.offset": rec.offset,
+                "sharinghub.stage": stage.value,
+            },
+        )
+        items.append(Item(record=rec, span=span))
+    return items
+
+
+def end_item_spans(items: Sequence[Item], error: BaseException | None = None) -> None:
+    for it in items:
+        if error is not None:
+            it.span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        it.span.end()
+
+
+def rejection(
+    item: Item,
+    stage: Stage,
+    exc: InvalidMessage,
+    *,
+    now: datetime | None = None,
+    outcome: bool = True,
+) -> list[Output]:
+    """A bad message: a DLQ entry that keeps it whole, and a `rejected_invalid` outcome.
+
+    The outcome is keyed by the request id when one could be recovered, otherwise by a hub-made
+    id that the DLQ entry also carries, so the two can be matched (invariant 8). With
+    `outcome=False` (a bad review decision: the request itself is still pending) only the DLQ
+    entry is written.
+    """
+    now = now or utcnow()
+    rec = item.record
+    request_id = exc.request_id or f"unidentified:{rec.topic}:{rec.partition}:{rec.offset}"
+    item.span.set_attribute("sharinghub.request_id", request_id)
+    item.span.set_attribute("sharinghub.outcome", Outcome.REJECTED_INVALID.value)
+    item.span.set_attribute("sharinghub.reason_code", exc.reason_code)
+    dead = DeadLetter(
+        dlq_id=str(uuid.uuid4()),
+        stage=stage,
+        source_topic=rec.topic,
+        partition=rec.partition,
+        offset=rec.offset,
+        key_b64=base64.b64encode(rec.key).decode() if rec.key else None,
+        request_id=request_id,
+        reason_code=exc.reason_code,
+        reason=exc.reason,
+        payload_b64=base64.b64encode(rec.value or b"").decode(),
+        failed_at=now,
+    )
+    event = OutcomeEvent(
+        request_id=request_id,
+        outcome=Outcome.REJECTED_INVALID,
+        final=True,
+        stage=stage,
+        reason_code=exc.reason_code,
+        reason=exc.reason,
+        decided_at=now,
+    )
+    log.warning(
+        "message rejected",
+        extra={"stage": stage.value, "reason_code": exc.reason_code, "topic": rec.topic,
+               "partition": rec.partition, "offset": rec.offset},
+    )
+    dlq = item.output(topics.DLQ, encode(dead), request_id)
+    if not outcome:
+        return [dlq]
+    return [dlq, item.output(topics.OUTCOMES, encode(event), request_id)]
+
+
+def security_refusal(item: Item, stage: Stage, problem: str) -> list[Output]:
+    """An envelope whose stamps do not verify: kept in the DLQ, logged as a security event.
+
+    No outcome is emitted: the message was not sent by an agency through the front door, so
+    it must not be able to write an outcome under some real request's id.
+    """
+    security_log.error(
+        "envelope refused: stamp verification failed",
+        extra={"stage": stage.value, "problem": problem, "topic": item.record.topic,
+               "partition": item.record.partition, "offset": item.record.offset},
+    )
+    item.span.set_attribute("sharinghub.security_refusal", True)
+    return rejection(
+        item, stage, InvalidMessage("stamp_invalid", problem, None), outcome=False
+    )
+
+
+def iter_chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+class RetryBackoff:
+    """Exponential back-off for infrastructure failures (the batch is redelivered after it)."""
+
+    def __init__(self, first_s: float = 0.2, max_s: float = 5.0) -> None:
+        self._first = first_s
+        self._max = max_s
+        self._current = 0.0
+
+    def success(self) -> None:
+        self._current = 0.0
+
+    async def failure(self) -> None:
+        self._current = min(self._max, self._current * 2 or self._first)
+        await asyncio.sleep(self._current)

@@ -1,0 +1,132 @@
+"""OpenTelemetry set-up and W3C trace context in Kafka headers.
+
+Spans carry ids, vocabulary ids and counts only — never a field value, a name, a stated reason
+or a subject id (invariant 6). Exporter: OTLP/HTTP when an endpoint is configured, otherwise a
+local JSON-lines file that `sharinghub trace` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagate import extract, inject
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from sharinghub.runtime.settings import Settings
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+class JsonLinesSpanExporter(SpanExporter):
+    """Appends finished spans to a local file, one JSON object per line (thread-safe)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._path = path
+        self._lock = threading.Lock()
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        lines = []
+        for s in spans:
+            ctx = s.get_span_context()
+            lines.append(
+                json.dumps(
+                    {
+                        "trace_id": format(ctx.trace_id, "032x") if ctx else None,
+                        "span_id": format(ctx.span_id, "016x") if ctx else None,
+                        "parent_id": format(s.parent.span_id, "016x") if s.parent else None,
+                        "name": s.name,
+                        "service": s.resource.attributes.get("service.name"),
+                        "start_ns": s.start_time,
+                        "end_ns": s.end_time,
+                        "status": s.status.status_code.name,
+                        "attributes": dict(s.attributes or {}),
+                    }
+                )
+            )
+        with self._lock, self._path.open("a") as fh:
+            fh.write("\n".join(lines) + "\n")
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+
+def setup_tracing(service_name: str, settings: Settings) -> TracerProvider | None:
+    """Install a tracer provider for this process; None when tracing is switched off."""
+    if not settings.tracing:
+        return None
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    exporter: SpanExporter
+    if settings.otlp_endpoint:
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                OTLPSpanExporter,
+            )
+        except ImportError as exc:
+            raise RuntimeError(
+                "OTEL_EXPORTER_OTLP_ENDPOINT is set but the OTLP exporter is not installed: "
+                "pip install 'sharinghub[otlp]'"
+            ) from exc
+        exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces")
+    else:
+        exporter = JsonLinesSpanExporter(settings.resolved_trace_file())
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def context_from_headers(headers: Iterable[tuple[str, bytes]] | None) -> otel_context.Context:
+    """The remote parent carried in a Kafka record's W3C `traceparent`/`tracestate` headers."""
+    carrier = {k: v.decode("latin-1") for k, v in (headers or ()) if k in ("traceparent", "tracestate")}
+    return extract(carrier)
+
+
+def headers_for_current_span() -> dict[str, str]:
+    """W3C trace context of the current span, as Kafka headers for an outgoing message."""
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return carrier
+
+
+class JsonLogFormatter(logging.Formatter):
+    """Structured JSON logs with trace and span ids. Callers log ids and codes, never values."""
+
+    _skip = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        span = trace.get_current_span().get_span_context()
+        out: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if span.is_valid:
+            out["trace_id"] = format(span.trace_id, "032x")
+            out["span_id"] = format(span.span_id, "016x")
+        out.update({k: v for k, v in record.__dict__.items() if k not in self._skip})
+        if record.exc_info and record.exc_info[0] is not None:
+            out["exc_type"] = record.exc_info[0].__name__
+        return json.dumps(out, default=str)
+
+
+def setup_logging(level: str) -> None:
+    """JSON logs on stderr; third-party chatter (per-batch 'Received') kept at WARNING."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("aiokafka", "faststream", "kafka"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

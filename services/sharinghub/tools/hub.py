@@ -1,0 +1,108 @@
+"""Run the whole hub: broker, database schema, keys and the four services as child processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sharinghub.contracts import topics
+from sharinghub.runtime.broker import Broker, resolve_broker
+from sharinghub.runtime.schema import upgrade
+from sharinghub.runtime.settings import Settings
+from sharinghub.runtime.stamps import StageKeys
+from sharinghub.runtime.topics import ensure_topics
+
+SERVICES = ("consent", "policy", "redaction", "delivery")
+
+
+@dataclass
+class Hub:
+    """Starts what the hub needs and stops exactly what it started (by PID)."""
+
+    settings: Settings
+    services: tuple[str, ...] = SERVICES
+    processes_per_stage: int = 1
+    extra_env: dict[str, str] = field(default_factory=dict)
+    broker: Broker | None = None
+    children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        assert self.broker is not None
+        return self.broker.bootstrap_servers
+
+    def log_dir(self) -> Path:
+        return self.settings.data_dir / "logs"
+
+    def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        StageKeys.generate(s.resolved_keys_file())
+        upgrade(s.database_url, lock_dir=s.data_dir)
+        self.broker = resolve_broker(s)
+        try:
+            asyncio.run(ensure_topics(self.bootstrap_servers, topics.PIPELINE_TOPICS,
+                                      partitions=s.partitions))
+            self.log_dir().mkdir(parents=True, exist_ok=True)
+            for name in self.services:
+                for n in range(self.processes_per_stage):
+                    self._spawn(name, n)
+        except BaseException:
+            self.stop()
+            raise
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap_servers
+        env["SHARINGHUB_DATABASE_URL"] = self.settings.database_url
+        env["SHARINGHUB_DATA_DIR"] = str(self.settings.data_dir.resolve())
+        env["SHARINGHUB_KEYS_FILE"] = str(self.settings.resolved_keys_file().resolve())
+        env["SHARINGHUB_TRACING"] = "true" if self.settings.tracing else "false"
+        env.pop("DATABASE_URL", None)
+        return env
+
+    def _spawn(self, name: str, n: int) -> None:
+        log_path = self.log_dir() / f"{name}-{n}.log"
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sharinghub.cli", "run", name],
+                env=self.child_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        self.children.append((name, proc))
+
+    def check_alive(self) -> list[str]:
+        """Names of services that exited unexpectedly."""
+        return [f"{name} (exit {p.returncode})" for name, p in self.children if p.poll() is not None]
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        for _, proc in self.children:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for _, proc in self.children:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        self.children.clear()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+
+    def __enter__(self) -> Hub:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

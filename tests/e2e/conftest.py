@@ -1,0 +1,37 @@
+"""One hub for the e2e session: embedded broker + four service processes + SQLite ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sharinghub.runtime.settings import Settings
+from sharinghub.tools.hub import Hub
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    data: Path = tmp_path_factory.mktemp("hub")
+    settings = Settings(
+        data_dir=data,
+        database_url=f"sqlite:///{data / 'hub.db'}",
+        kafka_bootstrap_servers=None,
+        broker="embedded",
+        session_timeout_ms=6000,
+        partitions=3,
+    )
+    h = Hub(settings, extra_env={"SHARINGHUB_SESSION_TIMEOUT_MS": "6000"})
+    h.start()
+    try:
+        yield h
+    finally:
+        dead = h.check_alive()
+        h.stop()
+        assert not dead, f"services died during the session: {dead}"
+
+
+@pytest.fixture
+def settings_of(hub: Hub) -> Settings:
+    return hub.settings
