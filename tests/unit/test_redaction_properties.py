@@ -39,7 +39,13 @@ C = DataCategory
 
 _fake = Faker(["en_GB", "en_US"])
 _fake.seed_instance(20250601)
-NAMES = [_fake.name() for _ in range(120)] + ["Ellie-Mae Corran", "Siobhán O'Neill"]
+NAMES = [_fake.name() for _ in range(120)] + [
+    "Ellie-Mae Corran",
+    "Siobhán O'Neill",
+    "Amy Lee",
+    "Ian Roy Fox",
+    "Jo-Ann Kay",
+]
 PHONES = [_fake.phone_number() for _ in range(60)] + ["07700 900188", "0113 496 0722"]
 DATES = [_fake.date_of_birth().isoformat() for _ in range(60)]
 ADDRESSES = [_fake.street_address() for _ in range(60)]

@@ -34,7 +34,6 @@ from sqlalchemy import (
     insert,
     select,
     text,
-    tuple_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -247,15 +246,17 @@ class AuditLedger:
 
     @staticmethod
     def _present_keys(conn: Connection, keys: Iterable[tuple[str, int]]) -> set[tuple[str, int]]:
-        wanted = sorted(keys)
+        wanted = set(keys)
+        ids = sorted({request_id for request_id, _ in wanted})
         found: set[tuple[str, int]] = set()
-        for i in range(0, len(wanted), _KEY_LOOKUP_CHUNK):
-            chunk = wanted[i : i + _KEY_LOOKUP_CHUNK]
+        for i in range(0, len(ids), _KEY_LOOKUP_CHUNK):
+            # Plain `request_id IN (...)` uses the unique index on both backends (a row-value
+            # IN list made PostgreSQL scan the table); decision_seq is filtered here.
             query = select(_T.c.request_id, _T.c.decision_seq).where(
-                tuple_(_T.c.request_id, _T.c.decision_seq).in_(chunk)
+                _T.c.request_id.in_(ids[i : i + _KEY_LOOKUP_CHUNK])
             )
             found.update((r.request_id, r.decision_seq) for r in conn.execute(query))
-        return found
+        return found & wanted
 
 
 def _columns(record: AuditRecord) -> dict[str, Any]:

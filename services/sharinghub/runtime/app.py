@@ -63,7 +63,8 @@ class StageService:
             linger_ms=1,
             acks="all",
             enable_idempotence=False,  # the embedded broker rejects InitProducerId
-            log_level=logging.WARNING,
+            logger=log,
+            log_level=logging.DEBUG,  # per-batch "Received/Processed" lines only when debugging
             graceful_timeout=15.0,
         )
         self.app = FastStream(self.broker, logger=log)

@@ -1,0 +1,242 @@
+"""The policy engine: every pack parsed once, requests evaluated in Cedar batches.
+
+Per request Cedar is asked ``deliver`` and ``review`` on the (effective) purpose and
+``disclose`` on each requested category, in one ``is_authorized_batch`` call; only when the
+outcome is a review is ``approve`` asked per category (a second call) for the reviewer's
+ceiling. ``decide_many`` batches all of that across requests. cedarpy holds the GIL: callers
+run these methods in a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import cedarpy
+
+from sharinghub.contracts import (
+    ConsentAssessment,
+    DataCategory,
+    Jurisdiction,
+    PolicyDecision,
+    SharingRequest,
+)
+from sharinghub.policy import domain
+from sharinghub.policy.domain import Derived, Evaluation, PackInfo, Verdict
+from sharinghub.policy.packs import PACKS_DIR, CompiledPack, compile_pack, pack_ids
+
+__all__ = ["PackInfo", "PolicyEngine", "PolicyEvaluationError"]
+
+_DELIVER = {"type": "Action", "id": "deliver"}
+_REVIEW = {"type": "Action", "id": "review"}
+_DISCLOSE = {"type": "Action", "id": "disclose"}
+_APPROVE = {"type": "Action", "id": "approve"}
+
+
+class PolicyEvaluationError(RuntimeError):
+    """Cedar reported an evaluation error: the engine fails closed rather than guess."""
+
+
+class _Prepared:
+    """One request's Cedar inputs (context serialised once, spliced per category)."""
+
+    __slots__ = ("consent", "context_head", "derived", "pack", "principal", "request")
+
+    def __init__(
+        self, request: SharingRequest, consent: ConsentAssessment, pack: CompiledPack
+    ) -> None:
+        self.request = request
+        self.consent = consent
+        self.pack = pack
+        self.derived: Derived = domain.derive(request)
+        context = domain.cedar_context(request, consent, self.derived)
+        del context["consent_supported"]
+        # JSON object without its closing brace: the per-category flag is appended.
+        self.context_head = json.dumps(context, separators=(",", ":"))[:-1]
+        self.principal = {"type": "AgencyType", "id": request.requester.agency_type.value}
+
+    def context(self, supported: bool) -> str:
+        return self.context_head + (',"consent_supported":true}' if supported else ',"consent_supported":false}')
+
+    def outcome_requests(self) -> list[dict[str, object]]:
+        resource = {"type": "Purpose", "id": self.derived.purpose.value}
+        ctx = self.context(False)
+        return [
+            {"principal": self.principal, "action": a, "resource": resource, "context": ctx}
+            for a in (_DELIVER, _REVIEW)
+        ]
+
+    def category_requests(self, action: Mapping[str, str]) -> list[dict[str, object]]:
+        return [
+            {
+                "principal": self.principal,
+                "action": action,
+                "resource": {"type": "Category", "id": k.value},
+                "context": self.context(domain.consent_supported(self.consent, k)),
+            }
+            for k in self.derived.requested
+        ]
+
+
+class PolicyEngine:
+    """Decides sharing requests under the policy pack of their jurisdiction."""
+
+    def __init__(self, packs: Mapping[str, CompiledPack]) -> None:
+        """Use :meth:`load`; this takes already compiled packs keyed by pack id."""
+        self._packs = dict(packs)
+
+    @classmethod
+    def load(cls, packs_dir: Path | None = None) -> PolicyEngine:
+        """Parse every pack under ``packs_dir`` once (PolicySet, Schema, Entities)."""
+        folder = packs_dir or PACKS_DIR
+        return cls({pid: compile_pack(pid, folder) for pid in pack_ids(folder)})
+
+    @property
+    def pack_ids(self) -> list[str]:
+        """Ids of the loaded packs (jurisdictions plus packs such as ``us_ca``)."""
+        return sorted(self._packs)
+
+    def pack(self, jurisdiction: Jurisdiction | str) -> PackInfo:
+        """Id, version (manifest version + content hash), effective date and citations."""
+        return self._compiled(str(jurisdiction)).info
+
+    def compiled(self, pack_id: str) -> CompiledPack:
+        """The compiled pack (for tests, fixtures and tooling)."""
+        return self._compiled(pack_id)
+
+    def _compiled(self, pack_id: str) -> CompiledPack:
+        try:
+            return self._packs[pack_id]
+        except KeyError:
+            raise LookupError(f"no policy pack {pack_id}") from None
+
+    def decide(
+        self, request: SharingRequest, consent: ConsentAssessment, *, now: datetime
+    ) -> PolicyDecision:
+        """Decide one request under the pack of its jurisdiction."""
+        return self.decide_many([(request, consent)], now=now)[0]
+
+    def decide_with_pack(
+        self,
+        pack_id: str,
+        request: SharingRequest,
+        consent: ConsentAssessment,
+        *,
+        now: datetime,
+    ) -> PolicyDecision:
+        """Decide under a named pack (e.g. ``us_ca``, which no jurisdiction id selects yet)."""
+        return self._decide_all([(request, consent, self._compiled(pack_id))], now=now)[0]
+
+    def decide_many(
+        self,
+        items: Sequence[tuple[SharingRequest, ConsentAssessment]],
+        *,
+        now: datetime,
+    ) -> list[PolicyDecision]:
+        """Decide many requests with as few Cedar calls as possible (two per pack at most)."""
+        return self._decide_all(
+            [(r, c, self._compiled(r.jurisdiction.value)) for r, c in items], now=now
+        )
+
+    def decide_after_review(
+        self,
+        request: SharingRequest,
+        consent: ConsentAssessment,
+        pending: PolicyDecision,
+        *,
+        approved_categories: Collection[DataCategory],
+        reviewer_id: str,
+        now: datetime,
+    ) -> PolicyDecision:
+        """A reviewer approves: delivered with approved ∩ max_categories (never wider).
+
+        Raises ``ValueError`` when the approval names a category outside the ceiling or
+        leaves nothing to deliver.
+        """
+        pack = self._packs.get(pending.pack_id) or self._compiled(request.jurisdiction.value)
+        return domain.after_review(
+            request,
+            consent,
+            pack.rules,
+            pending,
+            approved_categories=approved_categories,
+            reviewer_id=reviewer_id,
+            now=now,
+        )
+
+    # -- evaluation -------------------------------------------------------------------
+
+    def _decide_all(
+        self,
+        items: Sequence[tuple[SharingRequest, ConsentAssessment, CompiledPack]],
+        *,
+        now: datetime,
+    ) -> list[PolicyDecision]:
+        results: list[PolicyDecision | None] = [None] * len(items)
+        prepared: dict[int, _Prepared] = {}
+        for i, (request, consent, pack) in enumerate(items):
+            if request.purpose.is_invalid:  # step 1 / B6: never evaluated
+                results[i] = domain.rejected(request, pack.rules, now=now)
+            else:
+                prepared[i] = _Prepared(request, consent, pack)
+
+        first = self._run(prepared, lambda p: [*p.outcome_requests(), *p.category_requests(_DISCLOSE)])
+        evaluations: dict[int, Evaluation] = {}
+        for i, verdicts in first.items():
+            p = prepared[i]
+            disclose = dict(zip(p.derived.requested, verdicts[2:], strict=True))
+            evaluations[i] = Evaluation(deliver=verdicts[0], review=verdicts[1], disclose=disclose)
+
+        reach_needed = {
+            i: prepared[i]
+            for i, ev in evaluations.items()
+            if domain.needs_reach(ev.deliver, ev.review)
+        }
+        second = self._run(reach_needed, lambda p: p.category_requests(_APPROVE))
+        for i, verdicts in second.items():
+            ev = evaluations[i]
+            approve = dict(zip(prepared[i].derived.requested, verdicts, strict=True))
+            evaluations[i] = Evaluation(ev.deliver, ev.review, ev.disclose, approve)
+
+        for i, ev in evaluations.items():
+            p = prepared[i]
+            results[i] = domain.compose(
+                p.request, p.consent, p.pack.rules, p.derived, ev, now=now
+            )
+        return [r for r in results if r is not None]
+
+    @staticmethod
+    def _run(
+        prepared: Mapping[int, _Prepared],
+        build: Callable[[_Prepared], list[dict[str, object]]],
+    ) -> dict[int, list[Verdict]]:
+        """One ``is_authorized_batch`` per pack; returns the verdicts per item, in order."""
+        by_pack: dict[str, list[int]] = {}
+        for i, p in prepared.items():
+            by_pack.setdefault(p.pack.info.id, []).append(i)
+        out: dict[int, list[Verdict]] = {}
+        for indices in by_pack.values():
+            pack = prepared[indices[0]].pack
+            requests: list[dict[str, object]] = []
+            spans: list[tuple[int, int, int]] = []
+            for i in indices:
+                reqs = build(prepared[i])
+                spans.append((i, len(requests), len(requests) + len(reqs)))
+                requests.extend(reqs)
+            answers = cedarpy.is_authorized_batch(requests, pack.policy_set, pack.entities)
+            verdicts = [_verdict(pack, a) for a in answers]
+            for i, start, end in spans:
+                out[i] = verdicts[start:end]
+        return out
+
+
+def _verdict(pack: CompiledPack, answer: cedarpy.AuthzResult) -> Verdict:
+    errors = answer.diagnostics.errors
+    if errors:
+        raise PolicyEvaluationError(f"pack {pack.info.id}: {len(errors)} evaluation error(s)")
+    return Verdict(
+        allowed=answer.allowed,
+        rule_ids=tuple(pack.rule_of[r] for r in answer.diagnostics.reasons),
+    )
