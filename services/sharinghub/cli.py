@@ -10,11 +10,15 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sharinghub.runtime.settings import Settings
 
 DEMO_FILE = Path(__file__).parent / "tools" / "demo_scenarios.jsonl"
 
 
-def _settings():  # type: ignore[no-untyped-def]
+def _settings() -> Settings:
     from sharinghub.runtime.settings import Settings
 
     return Settings()
@@ -48,14 +52,18 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  logs       {hub.log_dir()}/")
         print(f"  traces     {settings.resolved_trace_file()}")
         print("\nsharinghub is up. In another terminal:")
-        print(f"  KAFKA_BOOTSTRAP_SERVERS={hub.bootstrap_servers} sharinghub scenario run FILE.jsonl")
+        print(
+            f"  KAFKA_BOOTSTRAP_SERVERS={hub.bootstrap_servers} sharinghub scenario run FILE.jsonl"
+        )
         print("Ctrl-C stops everything.", flush=True)
         try:
             while True:
                 dead = hub.check_alive()
                 if dead:
-                    print(f"error: service exited: {', '.join(dead)}; see {hub.log_dir()}/",
-                          file=sys.stderr)
+                    print(
+                        f"error: service exited: {', '.join(dead)}; see {hub.log_dir()}/",
+                        file=sys.stderr,
+                    )
                     return 1
                 time.sleep(1)
         except KeyboardInterrupt:
@@ -89,17 +97,24 @@ def _run_file(path: Path, as_json: bool, timeout_s: float, intro: bool) -> int:
     if not as_json and hub is not None:
         print("starting an embedded hub for this run (broker + 4 services) …", flush=True)
     with ctx:
-        bootstrap = hub.bootstrap_servers if hub else settings.kafka_bootstrap_servers
+        bootstrap = hub.bootstrap_servers if hub else str(settings.kafka_bootstrap_servers)
         if intro and not as_json:
-            print(f"publishing {len(scenarios)} scenarios from {path.name}; outcomes as they "
-                  "arrive:\n", flush=True)
-        results = asyncio.run(run_scenarios(
-            bootstrap, scenarios, timeout_s=timeout_s,
-            on_result=None if as_json else _print_row))
+            print(
+                f"publishing {len(scenarios)} scenarios from {path.name}; outcomes as they "
+                "arrive:\n",
+                flush=True,
+            )
+        results = asyncio.run(
+            run_scenarios(
+                bootstrap, scenarios, timeout_s=timeout_s, on_result=None if as_json else _print_row
+            )
+        )
     matched = sum(r.matched for r in results)
     summary = {"total": len(results), "matched": matched, "differing": len(results) - matched}
     if as_json:
-        print(json.dumps({"scenarios": [r.as_json() for r in results], "summary": summary}, indent=2))
+        print(
+            json.dumps({"scenarios": [r.as_json() for r in results], "summary": summary}, indent=2)
+        )
     else:
         print(f"\n{matched}/{len(results)} scenarios matched their expected outcome.")
     return 0 if matched == len(results) else 1
@@ -114,10 +129,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "sharinghub demo — twelve fictional sharing requests between agencies (social care,\n"
         "health, police, schools, courts …) travel through consent → policy → redaction →\n"
         "delivery on a real Kafka-compatible broker. Each line shows the outcome the hub\n"
-        "reached and the data categories the recipient received.\n", flush=True)
+        "reached and the data categories the recipient received.\n",
+        flush=True,
+    )
     code = _run_file(Path(args.file), False, args.timeout, intro=True)
-    print("\nWhat to look at next: .sharinghub/logs/ (service logs, JSON, no case data),\n"
-          ".sharinghub/traces.jsonl (one trace per request), and `sharinghub audit verify`.")
+    print(
+        "\nWhat to look at next: .sharinghub/logs/ (service logs, JSON, no case data),\n"
+        ".sharinghub/traces.jsonl (one trace per request), and `sharinghub audit verify`."
+    )
     return code
 
 

@@ -44,7 +44,9 @@ async def test_consent_based_request_reaches_inbox_with_only_allowed_fields(hub:
         rec = await client.wait_for(topics.OUTCOMES, outcome_for(rid), timeout_s=90)
         outcome = OutcomeEvent.model_validate_json(rec.value)
         assert outcome.outcome is Outcome.DELIVERED
-        assert {c.value for c in outcome.allowed_categories} == set(ex["expected"]["allowed_categories"])
+        assert {c.value for c in outcome.allowed_categories} == set(
+            ex["expected"]["allowed_categories"]
+        )
         inbox_topic = topics.inbox_topic(ex["recipient"]["agency_id"])
         msg_rec = await client.wait_for(
             inbox_topic, lambda r: InboxMessage.model_validate_json(r.value).request_id == rid
@@ -79,7 +81,9 @@ async def test_denied_request_lands_nowhere(hub: Hub, examples):  # type: ignore
         ("not_an_object", b"[1, 2, 3]"),
     ],
 )
-async def test_invalid_input_is_rejected_to_dlq_and_next_request_flows(hub: Hub, examples, label, payload):  # type: ignore[no-untyped-def]
+async def test_invalid_input_is_rejected_to_dlq_and_next_request_flows(
+    hub: Hub, examples, label, payload
+):  # type: ignore[no-untyped-def]
     ex = example(examples, "ex-01")
     bad_id = f"bad-{label}-{uuid.uuid4().hex[:8]}"
     if payload is None:
@@ -95,7 +99,9 @@ async def test_invalid_input_is_rejected_to_dlq_and_next_request_flows(hub: Hub,
         good_id = await publish_scenario(client, ex)
         dlq_rec = await client.wait_for(
             topics.DLQ,
-            lambda r: base64.b64decode(DeadLetter.model_validate_json(r.value).payload_b64) == payload,
+            lambda r: (
+                base64.b64decode(DeadLetter.model_validate_json(r.value).payload_b64) == payload
+            ),
             timeout_s=90,
         )
         dead = DeadLetter.model_validate_json(dlq_rec.value)

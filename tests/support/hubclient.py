@@ -23,8 +23,9 @@ class HubClient:
         self._consumers: dict[str, AIOKafkaConsumer] = {}
 
     async def __aenter__(self) -> HubClient:
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap,
-                                         enable_idempotence=False, acks="all")
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, enable_idempotence=False, acks="all"
+        )
         await self.producer.start()
         return self
 
@@ -34,26 +35,36 @@ class HubClient:
         for c in self._consumers.values():
             await c.stop()
 
-    async def publish(self, topic: str, value: bytes, key: str | None = None,
-                      headers: list[tuple[str, bytes]] | None = None) -> None:
+    async def publish(
+        self,
+        topic: str,
+        value: bytes,
+        key: str | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         assert self.producer is not None
-        await self.producer.send_and_wait(topic, value, key=key.encode() if key else None,
-                                          headers=headers)
+        await self.producer.send_and_wait(
+            topic, value, key=key.encode() if key else None, headers=headers
+        )
 
     async def _consumer(self, topic: str) -> AIOKafkaConsumer:
         if topic in self._consumers:
             return self._consumers[topic]
         await ensure_topics(self.bootstrap, [topic])
-        c = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
-                             enable_auto_commit=False, auto_offset_reset="earliest",
-                             fetch_max_wait_ms=20)
+        c = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=20,
+        )
         await c.start()
         parts = None
         for _ in range(50):
             parts = c.partitions_for_topic(topic)
             if parts:
                 break
-            await c._client.force_metadata_update()  # noqa: SLF001
+            await c._client.force_metadata_update()
             await asyncio.sleep(0.1)
         tps = [TopicPartition(topic, p) for p in sorted(parts or [])]
         c.assign(tps)

@@ -393,6 +393,11 @@ def test_hyphenated_name_parts_are_scrubbed_unless_delivered() -> None:
     assert spared == "[redacted] and Mae."
 
 
+def test_a_hyphenated_word_is_replaced_whole_even_with_a_short_part() -> None:
+    out = scrub_one("Jo-Ann called; Jo did not.", [("carer_name", "Jo-Ann Kay")])
+    assert out == "[redacted] called; Jo did not."
+
+
 def test_name_rule_applies_only_to_name_fields() -> None:
     out = scrub_one("Gordon waved.", [("third_party_1_phone", "Gordon Feld")])
     assert out == "Gordon waved."

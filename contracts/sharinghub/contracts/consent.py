@@ -92,7 +92,7 @@ class ConsentDirective(Contract):
 class ConsentGranted(Contract):
     """Event: a consent was granted (version 1) or amended (a later version)."""
 
-    schema_version: Literal["1"] = Field(default=SCHEMA_VERSION, description="Contract version.")
+    schema_version: Literal["1"] = Field(default="1", description="Contract version.")
     action: Literal["grant", "amend"] = Field(
         description="grant for version 1, amend for later versions.", examples=["grant"]
     )
@@ -102,7 +102,7 @@ class ConsentGranted(Contract):
 class ConsentRevoked(Contract):
     """Event: a consent was withdrawn. Scope stays as at the previous version."""
 
-    schema_version: Literal["1"] = Field(default=SCHEMA_VERSION, description="Contract version.")
+    schema_version: Literal["1"] = Field(default="1", description="Contract version.")
     action: Literal["revoke"] = Field(description="Always revoke.", examples=["revoke"])
     consent_id: ConsentId
     subject_id: SubjectId
@@ -113,6 +113,4 @@ class ConsentRevoked(Contract):
     recorded_by: RecordedBy | None = Field(default=None, description="Who recorded it.")
 
 
-ConsentDirectiveEvent = Annotated[
-    ConsentGranted | ConsentRevoked, Field(discriminator="action")
-]
+ConsentDirectiveEvent = Annotated[ConsentGranted | ConsentRevoked, Field(discriminator="action")]

@@ -172,7 +172,7 @@ class StageStamp(Contract):
 class Envelope(Contract):
     """Travels ``consent-checked → policy-decided → redacted``; the request never changes."""
 
-    schema_version: Literal["1"] = Field(default=SCHEMA_VERSION, description="Contract version.")
+    schema_version: Literal["1"] = Field(default="1", description="Contract version.")
     request: SharingRequest
     received_at: AwareDatetime = Field(description="When the hub first accepted the request.")
     consent: ConsentAssessment | None = None

@@ -25,7 +25,7 @@ class OutcomeEvent(Contract):
     later followed by one. Carries ids and categories only, never a field value.
     """
 
-    schema_version: Literal["1"] = Field(default=SCHEMA_VERSION, description="Contract version.")
+    schema_version: Literal["1"] = Field(default="1", description="Contract version.")
     request_id: str = Field(
         description="The request's id, or a hub-made id when none could be read.",
         examples=["req-2025-03-04-0001"],
@@ -55,7 +55,7 @@ class OutcomeEvent(Contract):
 class InboxMessage(Contract):
     """What a recipient agency finds on ``agency.<agency_id>.inbox.v1`` (rule S1)."""
 
-    schema_version: Literal["1"] = Field(default=SCHEMA_VERSION, description="Contract version.")
+    schema_version: Literal["1"] = Field(default="1", description="Contract version.")
     kind: Literal["disclosure"] = Field(default="disclosure", description="Message kind.")
     delivery_id: str = Field(description="Unique id of this delivery.")
     request_id: RequestId
@@ -72,7 +72,7 @@ class InboxMessage(Contract):
 class ReviewCase(Contract):
     """A case for a human reviewer on ``sharinghub.review.v1`` (internal, never to recipients)."""
 
-    schema_version: Literal["1"] = Field(default=SCHEMA_VERSION, description="Contract version.")
+    schema_version: Literal["1"] = Field(default="1", description="Contract version.")
     case_id: str
     request_id: RequestId
     kind: Literal["pending_review", "retrospective_review"]
@@ -91,7 +91,7 @@ class ReviewCase(Contract):
 class ReviewDecision(Contract):
     """A reviewer's decision on ``sharinghub.review.decisions.v1``."""
 
-    schema_version: Literal["1"] = Field(default=SCHEMA_VERSION, description="Contract version.")
+    schema_version: Literal["1"] = Field(default="1", description="Contract version.")
     case_id: str
     request_id: RequestId
     decision: Literal["approve", "deny", "request_facts"]
@@ -106,7 +106,7 @@ class ReviewDecision(Contract):
 class DeadLetter(Contract):
     """A message a stage could not process, kept whole so nothing is lost (invariant 8)."""
 
-    schema_version: Literal["1"] = Field(default=SCHEMA_VERSION, description="Contract version.")
+    schema_version: Literal["1"] = Field(default="1", description="Contract version.")
     dlq_id: str
     stage: Stage
     source_topic: str
@@ -127,7 +127,7 @@ class ClientNotificationTask(Contract):
     holds who decided (the requester, from the `informing_increases_risk` fact) and why.
     """
 
-    schema_version: Literal["1"] = Field(default=SCHEMA_VERSION, description="Contract version.")
+    schema_version: Literal["1"] = Field(default="1", description="Contract version.")
     task_id: str = Field(description="Unique id (derived from the request id).")
     request_id: RequestId
     requester_agency_id: AgencyId = Field(description="Agency that must tell its client.")

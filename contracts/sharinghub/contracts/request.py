@@ -171,7 +171,7 @@ class SharingRequest(Contract):
     """
 
     schema_version: Literal["1"] = Field(
-        default=SCHEMA_VERSION, description="Contract version of this event."
+        default="1", description="Contract version of this event."
     )
     request_id: RequestId
     jurisdiction: Jurisdiction = Field(

@@ -30,25 +30,57 @@ CONTRACTS_DIR = Path(__file__).resolve().parents[2]
 
 # message name → (schema source, channel address, description, key)
 MESSAGES: dict[str, tuple[type[BaseModel] | Any, str, str, str]] = {
-    "SharingRequest": (SharingRequest, topics.REQUESTS,
-                       "An agency's request to share part of a client's record.", "subject id"),
-    "ConsentDirectiveEvent": (ConsentDirectiveEvent, topics.CONSENT_DIRECTIVES,
-                              "Consent granted, amended or revoked (compacted).", "consent id"),
-    "ConsentCheckedEnvelope": (Envelope, topics.CONSENT_CHECKED,
-                               "Envelope with the consent assessment and stamp.", "subject id"),
-    "PolicyDecidedEnvelope": (Envelope, topics.POLICY_DECIDED,
-                              "Envelope approved by policy, with its stamp.", "subject id"),
-    "RedactedEnvelope": (Envelope, topics.REDACTED,
-                         "Envelope with the reduced payload, manifest and stamp.", "subject id"),
+    "SharingRequest": (
+        SharingRequest,
+        topics.REQUESTS,
+        "An agency's request to share part of a client's record.",
+        "subject id",
+    ),
+    "ConsentDirectiveEvent": (
+        ConsentDirectiveEvent,
+        topics.CONSENT_DIRECTIVES,
+        "Consent granted, amended or revoked (compacted).",
+        "consent id",
+    ),
+    "ConsentCheckedEnvelope": (
+        Envelope,
+        topics.CONSENT_CHECKED,
+        "Envelope with the consent assessment and stamp.",
+        "subject id",
+    ),
+    "PolicyDecidedEnvelope": (
+        Envelope,
+        topics.POLICY_DECIDED,
+        "Envelope approved by policy, with its stamp.",
+        "subject id",
+    ),
+    "RedactedEnvelope": (
+        Envelope,
+        topics.REDACTED,
+        "Envelope with the reduced payload, manifest and stamp.",
+        "subject id",
+    ),
     "ReviewCase": (ReviewCase, topics.REVIEW, "A case for a human reviewer.", "request id"),
-    "ReviewDecision": (ReviewDecision, topics.REVIEW_DECISIONS, "A reviewer's decision.",
-                       "request id"),
+    "ReviewDecision": (
+        ReviewDecision,
+        topics.REVIEW_DECISIONS,
+        "A reviewer's decision.",
+        "request id",
+    ),
     "OutcomeEvent": (OutcomeEvent, topics.OUTCOMES, "The outcome of a request.", "request id"),
     "DeadLetter": (DeadLetter, topics.DLQ, "A message a stage could not process.", "request id"),
-    "ClientNotificationTask": (ClientNotificationTask, topics.NOTIFICATIONS,
-                               "Tell the client what was shared.", "request id"),
-    "InboxMessage": (InboxMessage, "agency.{agency_id}.inbox.v1",
-                     "What a recipient agency receives.", "request id"),
+    "ClientNotificationTask": (
+        ClientNotificationTask,
+        topics.NOTIFICATIONS,
+        "Tell the client what was shared.",
+        "request id",
+    ),
+    "InboxMessage": (
+        InboxMessage,
+        "agency.{agency_id}.inbox.v1",
+        "What a recipient agency receives.",
+        "request id",
+    ),
 }
 
 
@@ -94,8 +126,11 @@ def build() -> dict[Path, str]:
         "operations": operations,
         "components": {
             "messages": {
-                name: {"name": name, "summary": MESSAGES[name][2],
-                       "payload": {"$ref": f"schemas/{name}.json"}}
+                name: {
+                    "name": name,
+                    "summary": MESSAGES[name][2],
+                    "payload": {"$ref": f"schemas/{name}.json"},
+                }
                 for name in MESSAGES
             }
         },

@@ -60,7 +60,9 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                     keys,
                     SERVICE_VERSION,
                 )
-                out.append(item.output(topics.CONSENT_CHECKED, encode(envelope), request.subject_id))
+                out.append(
+                    item.output(topics.CONSENT_CHECKED, encode(envelope), request.subject_id)
+                )
         return Batch(out)
 
     service = StageService(

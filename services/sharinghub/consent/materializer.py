@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -81,10 +82,8 @@ class DirectiveMaterializer:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         if self._consumer is not None:
             await self._consumer.stop()
 
@@ -122,9 +121,10 @@ class DirectiveMaterializer:
                 await self._dead_letter(rec, result.reason_code, result.reason)
 
     async def _dead_letter(self, rec, reason_code: str, reason: str) -> None:  # type: ignore[no-untyped-def]
-        log.warning("consent directive refused", extra={"reason_code": reason_code,
-                                                        "partition": rec.partition,
-                                                        "offset": rec.offset})
+        log.warning(
+            "consent directive refused",
+            extra={"reason_code": reason_code, "partition": rec.partition, "offset": rec.offset},
+        )
         dead = DeadLetter(
             dlq_id=str(uuid.uuid4()),
             stage=Stage.CONSENT,

@@ -77,29 +77,43 @@ class ConsentRegistry:
             directive = event.directive
         else:
             if previous is None:
-                return ApplyResult("refused", "unknown_consent", "revocation of a consent "
-                                   "the registry has never seen"), None
+                return ApplyResult(
+                    "refused",
+                    "unknown_consent",
+                    "revocation of a consent the registry has never seen",
+                ), None
             before = ConsentDirective.model_validate_json(previous.directive_json)
             directive = before.model_copy(
-                update={"version": event.version, "revoked_at": event.revoked_at,
-                        "recorded_by": event.recorded_by or before.recorded_by}
+                update={
+                    "version": event.version,
+                    "revoked_at": event.revoked_at,
+                    "recorded_by": event.recorded_by or before.recorded_by,
+                }
             )
         if previous is not None and directive.version <= previous.version:
             same = self._stored_version(previous, directive.version, consent_id)
             if same is not None and same == directive.model_dump_json():
                 return ApplyResult("duplicate"), None
-            return ApplyResult("refused", "version_conflict", f"version {directive.version} of "
-                               "this consent already exists with other content"), None
+            return ApplyResult(
+                "refused",
+                "version_conflict",
+                f"version {directive.version} of this consent already exists with other content",
+            ), None
         expected = 1 if previous is None else previous.version + 1
         if directive.version != expected:
-            return ApplyResult("refused", "version_gap", f"expected version {expected}, "
-                               f"got {directive.version}"), None
+            return ApplyResult(
+                "refused", "version_gap", f"expected version {expected}, got {directive.version}"
+            ), None
         if isinstance(event, ConsentGranted) and (event.action == "grant") != (expected == 1):
-            return ApplyResult("refused", "wrong_action", "a grant must be version 1 and an "
-                               "amendment a later version"), None
+            return ApplyResult(
+                "refused",
+                "wrong_action",
+                "a grant must be version 1 and an amendment a later version",
+            ), None
         if previous is not None and previous.subject_id != directive.subject_id:
-            return ApplyResult("refused", "subject_mismatch", "a consent cannot move to "
-                               "another subject"), None
+            return ApplyResult(
+                "refused", "subject_mismatch", "a consent cannot move to another subject"
+            ), None
         row = ConsentVersionRow(
             consent_id=consent_id,
             version=directive.version,
@@ -110,7 +124,9 @@ class ConsentRegistry:
         )
         return ApplyResult("recorded"), row
 
-    def _stored_version(self, latest: ConsentVersionRow, version: int, consent_id: str) -> str | None:
+    def _stored_version(
+        self, latest: ConsentVersionRow, version: int, consent_id: str
+    ) -> str | None:
         if latest.version == version:
             return latest.directive_json
         with self._sessions() as session:

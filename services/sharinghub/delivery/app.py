@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sharinghub.consent.domain import withdrawn_categories
 from sharinghub.consent.store import ConsentRegistry
-from sharinghub.contracts import Envelope, Outcome, ReviewCase, Stage, topics
+from sharinghub.contracts import DataCategory, Envelope, Outcome, ReviewCase, Stage, topics
 from sharinghub.delivery.audit_build import audit_record_for, outcome_event_for
 from sharinghub.delivery.gate import delivery_messages, payload_problem, retrospective_case
 from sharinghub.delivery.ledger import AuditLedger
@@ -50,10 +50,13 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 continue
             item.span.set_attribute("sharinghub.request_id", env.request_id)
             ready.append((item, env))
-        needs_recheck = {e.request.subject_id for _, e in ready if e.policy and e.policy.consent_based}
+        needs_recheck = {
+            e.request.subject_id for _, e in ready if e.policy and e.policy.consent_based
+        }
         current = (
             await asyncio.to_thread(registry.current_for_subjects, needs_recheck)
-            if needs_recheck else {}
+            if needs_recheck
+            else {}
         )
         effects: list[Effect] = []
         cases: list[tuple[ReviewCase, Envelope, dict[str, str]]] = []
@@ -61,29 +64,52 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             decision = env.policy
             assert decision is not None and env.consent is not None
             seq = 2 if decision.decided_by else 1
-            withdrawn: list = []
+            withdrawn: list[DataCategory] = []
             if decision.consent_based:
-                consent_cats = [c for c in decision.allowed_categories if c in env.consent.supported]
+                consent_cats = [
+                    c for c in decision.allowed_categories if c in env.consent.supported
+                ]
                 withdrawn = withdrawn_categories(
                     env.request, consent_cats, current.get(env.request.subject_id, []), now=now
                 )
             if withdrawn:
                 item.span.set_attribute("sharinghub.outcome", Outcome.DENIED.value)
                 reason = "Consent relied on was withdrawn before delivery; nothing was delivered."
-                event = outcome_event_for(env, stage=Stage.DELIVERY, outcome=Outcome.DENIED,
-                                          reason_code="consent_withdrawn", reason=reason, now=now)
-                record = audit_record_for(env, stage=Stage.DELIVERY, outcome=Outcome.DENIED,
-                                          final=True, reason_code="consent_withdrawn",
-                                          decision_seq=seq, subject_key=keys.subject_hash_key,
-                                          now=now, trace_id=item.trace_id)
-                effects.append(Effect(record, [item.output(topics.OUTCOMES, encode(event),
-                                                           env.request_id)]))
+                event = outcome_event_for(
+                    env,
+                    stage=Stage.DELIVERY,
+                    outcome=Outcome.DENIED,
+                    reason_code="consent_withdrawn",
+                    reason=reason,
+                    now=now,
+                )
+                record = audit_record_for(
+                    env,
+                    stage=Stage.DELIVERY,
+                    outcome=Outcome.DENIED,
+                    final=True,
+                    reason_code="consent_withdrawn",
+                    decision_seq=seq,
+                    subject_key=keys.subject_hash_key,
+                    now=now,
+                    trace_id=item.trace_id,
+                )
+                effects.append(
+                    Effect(record, [item.output(topics.OUTCOMES, encode(event), env.request_id)])
+                )
                 continue
             item.span.set_attribute("sharinghub.outcome", Outcome.DELIVERED.value)
-            record = audit_record_for(env, stage=Stage.DELIVERY, outcome=Outcome.DELIVERED,
-                                      final=True, reason_code=decision.reason_code,
-                                      decision_seq=seq, subject_key=keys.subject_hash_key,
-                                      now=now, trace_id=item.trace_id)
+            record = audit_record_for(
+                env,
+                stage=Stage.DELIVERY,
+                outcome=Outcome.DELIVERED,
+                final=True,
+                reason_code=decision.reason_code,
+                decision_seq=seq,
+                subject_key=keys.subject_hash_key,
+                now=now,
+                trace_id=item.trace_id,
+            )
             case = retrospective_case(env, now, due)
             messages = delivery_messages(env, now, case)
             outputs = [item.output(topic, value, key) for topic, value, key in messages]

@@ -60,7 +60,9 @@ def audit_record_for(
         pack_version=decision.pack_version if decision else None,
         consents_used=list(decision.consents_used) if decision else [],
         facts=request.facts.model_dump(mode="json"),
-        allowed_categories=list(decision.allowed_categories) if decision and outcome is Outcome.DELIVERED else [],
+        allowed_categories=list(decision.allowed_categories)
+        if decision and outcome is Outcome.DELIVERED
+        else [],
         withheld_categories=list(decision.withheld_categories) if decision else [],
         withheld_field_names=[f.name for f in request.record.fields if f.name not in delivered_set],
         delivered_field_names=delivered,

@@ -12,6 +12,7 @@ from sharinghub.contracts import (
     Outcome,
     ReviewCase,
     ReviewRequirement,
+    Stage,
     topics,
 )
 from sharinghub.delivery.audit_build import outcome_event_for
@@ -86,8 +87,13 @@ def delivery_messages(
         delivered_at=now,
     )
     outcome = outcome_event_for(
-        env, stage=inbox_stage(), outcome=Outcome.DELIVERED, reason_code=decision.reason_code,
-        reason=decision.explanation, now=now, review_case_id=case.case_id if case else None,
+        env,
+        stage=Stage.DELIVERY,
+        outcome=Outcome.DELIVERED,
+        reason_code=decision.reason_code,
+        reason=decision.explanation,
+        now=now,
+        review_case_id=case.case_id if case else None,
     )
     messages = [
         (topics.inbox_topic(request.recipient.agency_id), encode(inbox), request.request_id),
@@ -107,9 +113,3 @@ def delivery_messages(
     if case is not None:
         messages.append((topics.REVIEW, encode(case), request.request_id))
     return messages
-
-
-def inbox_stage():  # type: ignore[no-untyped-def]
-    from sharinghub.contracts import Stage
-
-    return Stage.DELIVERY

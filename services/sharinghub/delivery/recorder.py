@@ -88,7 +88,9 @@ class DecisionRecorder:
         now = utcnow()
         with self._sessions() as session, session.begin():
             present = set(
-                session.scalars(select(DispatchRow.effect_key).where(DispatchRow.effect_key.in_(keys)))
+                session.scalars(
+                    select(DispatchRow.effect_key).where(DispatchRow.effect_key.in_(keys))
+                )
             )
             session.add_all(
                 DispatchRow(effect_key=k, dispatched_at=now) for k in keys if k not in present

@@ -6,9 +6,8 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from sharinghub.policy.engine import PolicyEngine
-
 from sharinghub.contracts import (
+    ConsentAssessment,
     Envelope,
     Outcome,
     ReviewCase,
@@ -19,6 +18,7 @@ from sharinghub.contracts import (
 from sharinghub.delivery.audit_build import audit_record_for, outcome_event_for
 from sharinghub.delivery.ledger import AuditLedger
 from sharinghub.delivery.recorder import DecisionRecorder, Effect
+from sharinghub.policy.engine import PolicyEngine
 from sharinghub.policy.reviews import ReviewStore
 from sharinghub.runtime.app import SERVICE_VERSION, StageService
 from sharinghub.runtime.codec import InvalidMessage, decode, encode
@@ -39,19 +39,37 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     keys = StageKeys.load(settings.resolved_keys_file())
     due = timedelta(hours=settings.review_due_hours)
 
-    def effect(item: Item, env: Envelope, outcome: Outcome, seq: int,
-               extra: list[Output] | None = None, case_id: str | None = None) -> Effect:
+    def effect(
+        item: Item,
+        env: Envelope,
+        outcome: Outcome,
+        seq: int,
+        extra: list[Output] | None = None,
+        case_id: str | None = None,
+    ) -> Effect:
         decision = env.policy
         assert decision is not None
         now = utcnow()
-        event = outcome_event_for(env, stage=Stage.POLICY, outcome=outcome,
-                                  reason_code=decision.reason_code, reason=decision.explanation,
-                                  now=now, review_case_id=case_id)
-        record = audit_record_for(env, stage=Stage.POLICY, outcome=outcome,
-                                  final=outcome is not Outcome.PENDING_REVIEW,
-                                  reason_code=decision.reason_code, decision_seq=seq,
-                                  subject_key=keys.subject_hash_key, now=now,
-                                  trace_id=item.trace_id)
+        event = outcome_event_for(
+            env,
+            stage=Stage.POLICY,
+            outcome=outcome,
+            reason_code=decision.reason_code,
+            reason=decision.explanation,
+            now=now,
+            review_case_id=case_id,
+        )
+        record = audit_record_for(
+            env,
+            stage=Stage.POLICY,
+            outcome=outcome,
+            final=outcome is not Outcome.PENDING_REVIEW,
+            reason_code=decision.reason_code,
+            decision_seq=seq,
+            subject_key=keys.subject_hash_key,
+            now=now,
+            trace_id=item.trace_id,
+        )
         outputs = [*(extra or []), item.output(topics.OUTCOMES, encode(event), env.request_id)]
         return Effect(record=record, outputs=outputs)
 
@@ -72,7 +90,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             item.span.set_attribute("sharinghub.request_id", env.request_id)
             ready.append((item, env))
         decisions = await asyncio.to_thread(
-            policy.decide_many, [(e.request, e.consent) for _, e in ready], now=now  # type: ignore[misc]
+            policy.decide_many, [(e.request, assessed(e)) for _, e in ready], now=now
         )
         effects: list[Effect] = []
         cases: list[tuple[ReviewCase, Envelope, dict[str, str]]] = []
@@ -83,13 +101,16 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             item.span.set_attribute("sharinghub.reason_code", decision.reason_code)
             if decision.outcome is Outcome.DELIVERED:
                 stamped = stamp(decided, Stage.POLICY, keys, SERVICE_VERSION)
-                out.append(item.output(topics.POLICY_DECIDED, encode(stamped), env.request.subject_id))
+                out.append(
+                    item.output(topics.POLICY_DECIDED, encode(stamped), env.request.subject_id)
+                )
             elif decision.outcome is Outcome.PENDING_REVIEW:
                 case = review_case(decided, now, due)
                 cases.append((case, decided, item.trace_headers()))
                 review_msg = item.output(topics.REVIEW, encode(case), env.request_id)
-                effects.append(effect(item, decided, Outcome.PENDING_REVIEW, 1, [review_msg],
-                                      case.case_id))
+                effects.append(
+                    effect(item, decided, Outcome.PENDING_REVIEW, 1, [review_msg], case.case_id)
+                )
             else:
                 effects.append(effect(item, decided, decision.outcome, 1))
         return await finish(out, effects, cases)
@@ -128,40 +149,62 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             found = await asyncio.to_thread(reviews.get, decision.case_id)
             refusal = review_refusal(decision, found)
             if refusal:
-                out.extend(rejection(item, Stage.REVIEW, InvalidMessage(*refusal), now=now,
-                                     outcome=False))
+                out.extend(
+                    rejection(item, Stage.REVIEW, InvalidMessage(*refusal), now=now, outcome=False)
+                )
                 continue
             assert found is not None
-            case, env, headers, _status = found
+            _case, env, headers, _status = found
             assert env.policy is not None and env.consent is not None
             if decision.decision == "request_facts":
                 decided.append((decision, "awaiting_facts"))
                 continue
             if decision.decision == "deny":
-                denied = env.policy.model_copy(update={
-                    "outcome": Outcome.DENIED, "reason_code": "review.denied",
-                    "explanation": "A reviewer denied the disclosure.",
-                    "decided_by": decision.reviewer_id, "decided_at": now})
+                denied = env.policy.model_copy(
+                    update={
+                        "outcome": Outcome.DENIED,
+                        "reason_code": "review.denied",
+                        "explanation": "A reviewer denied the disclosure.",
+                        "decided_by": decision.reviewer_id,
+                        "decided_at": now,
+                    }
+                )
                 env2 = env.model_copy(update={"policy": denied})
                 effects.append(effect(item, env2, Outcome.DENIED, 2))
                 decided.append((decision, "decided"))
                 continue
             try:
                 approved = policy.decide_after_review(
-                    env.request, env.consent, env.policy,
+                    env.request,
+                    env.consent,
+                    env.policy,
                     approved_categories=decision.categories,
-                    reviewer_id=decision.reviewer_id, now=now)
+                    reviewer_id=decision.reviewer_id,
+                    now=now,
+                )
             except ValueError as exc:
-                out.extend(rejection(item, Stage.REVIEW,
-                                     InvalidMessage("review_out_of_bounds", str(exc),
-                                                    decision.request_id),
-                                     now=now, outcome=False))
+                out.extend(
+                    rejection(
+                        item,
+                        Stage.REVIEW,
+                        InvalidMessage("review_out_of_bounds", str(exc), decision.request_id),
+                        now=now,
+                        outcome=False,
+                    )
+                )
                 continue
-            stamped = stamp(env.model_copy(update={"policy": approved}), Stage.POLICY, keys,
-                            SERVICE_VERSION)
+            stamped = stamp(
+                env.model_copy(update={"policy": approved}), Stage.POLICY, keys, SERVICE_VERSION
+            )
             # Resume the request's own trace: the case kept the context of its policy span.
-            out.append(Output(topics.POLICY_DECIDED, encode(stamped),
-                              env.request.subject_id.encode(), headers or item.trace_headers()))
+            out.append(
+                Output(
+                    topics.POLICY_DECIDED,
+                    encode(stamped),
+                    env.request.subject_id.encode(),
+                    headers or item.trace_headers(),
+                )
+            )
             decided.append((decision, "decided"))
         return await finish(out, effects, [], decided)
 
@@ -176,6 +219,13 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         ],
         group_id="sharinghub-policy",
     )
+
+
+def assessed(env: Envelope) -> ConsentAssessment:
+    """The consent assessment of a verified consent-checked envelope."""
+    if env.consent is None:
+        raise ValueError("envelope has no consent assessment")
+    return env.consent
 
 
 def review_case(env: Envelope, now, due: timedelta) -> ReviewCase:  # type: ignore[no-untyped-def]
@@ -208,6 +258,9 @@ def review_refusal(decision: ReviewDecision, found) -> tuple[str, str, str] | No
     if status == "decided":
         return ("case_closed", "the case was already decided", decision.request_id)
     if case.kind != "pending_review":
-        return ("wrong_case_kind", "retrospective reviews are closed in governance",
-                decision.request_id)
+        return (
+            "wrong_case_kind",
+            "retrospective reviews are closed in governance",
+            decision.request_id,
+        )
     return None

@@ -109,14 +109,15 @@ def derive(request: SharingRequest) -> Derived:
     )
 
 
-def _entity(kind: str, ident: str) -> dict[str, dict[str, str]]:
-    return {"__entity": {"type": kind, "id": ident}}
+def _by_judge(request: SharingRequest) -> bool:
+    order = request.facts.court_order
+    return order is not None and order.issued_by_judge is True
 
 
-def cedar_context(
+def outcome_context(
     request: SharingRequest, consent: ConsentAssessment, derived: Derived
 ) -> dict[str, object]:
-    """The Cedar context shared by every action of one request (``consent_supported`` false)."""
+    """Cedar context of the outcome actions (``deliver``, ``review``)."""
     f = request.facts
     facts: dict[str, bool] = {"subject_is_minor": f.subject_is_minor is True}
     for key, value in (
@@ -131,21 +132,39 @@ def cedar_context(
             facts[key] = value
     order = f.court_order
     return {
-        "purpose": _entity("Purpose", derived.purpose.value),
-        "recipient": _entity("AgencyType", request.recipient.agency_type.value),
+        "recipient": {"__entity": {"type": "AgencyType", "id": request.recipient.agency_type.value}},
         "facts": facts,
-        "requested": [_entity("Category", k.value) for k in derived.requested],
-        "court_order_by_judge": order is not None and order.issued_by_judge is True,
-        "court_order_covers": [
-            _entity("Category", k.value) for k in (order.covers_categories if order else [])
-        ],
+        "requested": [k.value for k in derived.requested],
+        "court_order_by_judge": _by_judge(request),
+        "court_order_covers": [k.value for k in (order.covers_categories if order else [])],
         "has_safeguarding_field": any(
             fld.category is DataCategory.SAFEGUARDING_CONCERNS for fld in request.record.fields
         ),
         "consent_any": any(k in consent.supported for k in derived.requested),
         "minor_self_consent": consent.minor_self_consent,
-        "consent_supported": False,
     }
+
+
+def category_context(
+    request: SharingRequest, consent: ConsentAssessment, derived: Derived
+) -> dict[str, object]:
+    """Cedar context of the category actions, without the two per-category flags.
+
+    The engine appends ``consent_supported`` and ``covered_by_order`` per category (see
+    :func:`consent_supported` and :func:`covered_by_order`).
+    """
+    return {
+        "requester": request.requester.agency_type.value,
+        "consent_any": any(k in consent.supported for k in derived.requested),
+        "court_order_by_judge": _by_judge(request),
+        "emergency": derived.emergency is True,
+    }
+
+
+def covered_by_order(request: SharingRequest, category: DataCategory) -> bool:
+    """True if the order relied on expressly lists the category."""
+    order = request.facts.court_order
+    return order is not None and category in order.covers_categories
 
 
 def consent_supported(consent: ConsentAssessment, category: DataCategory) -> bool:

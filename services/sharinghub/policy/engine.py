@@ -40,9 +40,9 @@ class PolicyEvaluationError(RuntimeError):
 
 
 class _Prepared:
-    """One request's Cedar inputs (context serialised once, spliced per category)."""
+    """One request's Cedar inputs, serialised once (category flags spliced in per category)."""
 
-    __slots__ = ("consent", "context_head", "derived", "pack", "principal", "request")
+    __slots__ = ("category_head", "consent", "derived", "outcome_ctx", "pack", "request")
 
     def __init__(
         self, request: SharingRequest, consent: ConsentAssessment, pack: CompiledPack
@@ -51,33 +51,44 @@ class _Prepared:
         self.consent = consent
         self.pack = pack
         self.derived: Derived = domain.derive(request)
-        context = domain.cedar_context(request, consent, self.derived)
-        del context["consent_supported"]
-        # JSON object without its closing brace: the per-category flag is appended.
-        self.context_head = json.dumps(context, separators=(",", ":"))[:-1]
-        self.principal = {"type": "AgencyType", "id": request.requester.agency_type.value}
-
-    def context(self, supported: bool) -> str:
-        return self.context_head + (',"consent_supported":true}' if supported else ',"consent_supported":false}')
+        self.outcome_ctx = _dumps(domain.outcome_context(request, consent, self.derived))
+        # JSON object without its closing brace: the per-category flags are appended.
+        self.category_head = _dumps(domain.category_context(request, consent, self.derived))[:-1]
 
     def outcome_requests(self) -> list[dict[str, object]]:
+        principal = {"type": "AgencyType", "id": self.request.requester.agency_type.value}
         resource = {"type": "Purpose", "id": self.derived.purpose.value}
-        ctx = self.context(False)
         return [
-            {"principal": self.principal, "action": a, "resource": resource, "context": ctx}
+            {"principal": principal, "action": a, "resource": resource, "context": self.outcome_ctx}
             for a in (_DELIVER, _REVIEW)
         ]
 
     def category_requests(self, action: Mapping[str, str]) -> list[dict[str, object]]:
+        principal = {"type": "Purpose", "id": self.derived.purpose.value}
+        head, request, consent = self.category_head, self.request, self.consent
         return [
             {
-                "principal": self.principal,
+                "principal": principal,
                 "action": action,
                 "resource": {"type": "Category", "id": k.value},
-                "context": self.context(domain.consent_supported(self.consent, k)),
+                "context": head
+                + _FLAGS[
+                    domain.consent_supported(consent, k), domain.covered_by_order(request, k)
+                ],
             }
             for k in self.derived.requested
         ]
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+_FLAGS = {
+    (s, c): f',"consent_supported":{str(s).lower()},"covered_by_order":{str(c).lower()}}}'
+    for s in (False, True)
+    for c in (False, True)
+}
 
 
 class PolicyEngine:

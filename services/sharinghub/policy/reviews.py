@@ -39,9 +39,7 @@ class ReviewStore:
     def __init__(self, engine: Engine) -> None:
         self._sessions = session_factory(engine)
 
-    def open_cases(
-        self, cases: Sequence[tuple[ReviewCase, Envelope, dict[str, str]]]
-    ) -> None:
+    def open_cases(self, cases: Sequence[tuple[ReviewCase, Envelope, dict[str, str]]]) -> None:
         if not cases:
             return
         with self._sessions() as session, session.begin():
@@ -94,4 +92,6 @@ class ReviewStore:
             q = select(ReviewCaseRow).order_by(ReviewCaseRow.opened_at)
             if status:
                 q = q.where(ReviewCaseRow.status == status)
-            return [(ReviewCase.model_validate_json(r.case_json), r.status) for r in session.scalars(q)]
+            return [
+                (ReviewCase.model_validate_json(r.case_json), r.status) for r in session.scalars(q)
+            ]

@@ -51,7 +51,9 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         redacted = await asyncio.to_thread(redact_all, [e for _, e in ready], now)
         for (item, _), env in zip(ready, redacted, strict=True):
             assert env.redaction is not None
-            item.span.set_attribute("sharinghub.fields_delivered", len(env.redaction.payload.fields))
+            item.span.set_attribute(
+                "sharinghub.fields_delivered", len(env.redaction.payload.fields)
+            )
             stamped = stamp(env, Stage.REDACTION, keys, SERVICE_VERSION)
             out.append(item.output(topics.REDACTED, encode(stamped), env.request.subject_id))
         return Batch(out)

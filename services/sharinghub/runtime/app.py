@@ -134,8 +134,10 @@ class StageService:
                     await result.after_publish()
             except Exception as exc:
                 # Infrastructure failure (broker, database): the batch is rewound and retried.
-                log.exception("batch failed; it will be redelivered",
-                              extra={"stage": self.stage.value, "size": len(items)})
+                log.exception(
+                    "batch failed; it will be redelivered",
+                    extra={"stage": self.stage.value, "size": len(items)},
+                )
                 end_item_spans(items, exc)
                 await self._backoff.failure()
                 raise
@@ -147,7 +149,9 @@ class StageService:
     async def ensure_topic(self, topic: str) -> None:
         """Create a topic (an agency inbox) the first time this process writes to it."""
         if topic not in self._known_topics:
-            await ensure_topics(self.bootstrap_servers, [topic], partitions=self.settings.partitions)
+            await ensure_topics(
+                self.bootstrap_servers, [topic], partitions=self.settings.partitions
+            )
             self._known_topics.add(topic)
 
     async def publish_all(self, outputs: Sequence[Output]) -> None:

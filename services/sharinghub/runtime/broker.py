@@ -97,7 +97,9 @@ class EmbeddedBroker:
         if not wait_for_port("127.0.0.1", port, timeout_s):
             proc.kill()
             proc.wait(timeout=5)
-            raise BrokerUnavailable(f"embedded broker did not open 127.0.0.1:{port} in {timeout_s}s")
+            raise BrokerUnavailable(
+                f"embedded broker did not open 127.0.0.1:{port} in {timeout_s}s"
+            )
         log.info("embedded broker started", extra={"port": port, "pid": proc.pid})
         return cls(port=port, process=proc)
 

@@ -57,7 +57,8 @@ def recover_request_id(raw: bytes) -> str | None:
 
 def decode(model: type[M], raw: bytes, *, max_bytes: int) -> M:
     """Parse and validate `raw` as `model`, raising InvalidMessage with a value-free reason."""
-    return _decode_with(model.model_validate_json, raw, max_bytes=max_bytes)
+    result: M = _decode_with(model.model_validate_json, raw, max_bytes=max_bytes)
+    return result
 
 
 def decode_adapter(adapter: TypeAdapter[Any], raw: bytes, *, max_bytes: int) -> Any:

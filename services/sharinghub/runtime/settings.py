@@ -19,8 +19,11 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SHARINGHUB_KAFKA_BOOTSTRAP_SERVERS"),
-        description="External Kafka (host:port,...). Unset: testcontainers if asked, else embedded.",
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "SHARINGHUB_KAFKA_BOOTSTRAP_SERVERS"
+        ),
+        description="External Kafka (host:port,...); unset: testcontainers if asked, else "
+        "the embedded broker.",
     )
     broker: Literal["auto", "external", "testcontainers", "embedded"] = Field(
         default="auto",
@@ -41,7 +44,9 @@ class Settings(BaseSettings):
     batch_max_records: int = Field(default=200, ge=1, le=10_000, description="Max batch size.")
     batch_timeout_ms: int = Field(default=20, ge=1, description="Max wait to fill a batch.")
     fetch_max_wait_ms: int = Field(default=10, ge=1, description="Broker fetch wait (latency).")
-    session_timeout_ms: int = Field(default=10_000, ge=1000, description="Consumer session timeout.")
+    session_timeout_ms: int = Field(
+        default=10_000, ge=1000, description="Consumer session timeout."
+    )
     max_message_bytes: int = Field(
         default=1_000_000, ge=1024, description="Requests larger than this are rejected_invalid."
     )

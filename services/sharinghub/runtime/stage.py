@@ -158,8 +158,13 @@ def rejection(
     )
     log.warning(
         "message rejected",
-        extra={"stage": stage.value, "reason_code": exc.reason_code, "topic": rec.topic,
-               "partition": rec.partition, "offset": rec.offset},
+        extra={
+            "stage": stage.value,
+            "reason_code": exc.reason_code,
+            "topic": rec.topic,
+            "partition": rec.partition,
+            "offset": rec.offset,
+        },
     )
     dlq = item.output(topics.DLQ, encode(dead), request_id)
     if not outcome:
@@ -175,13 +180,16 @@ def security_refusal(item: Item, stage: Stage, problem: str) -> list[Output]:
     """
     security_log.error(
         "envelope refused: stamp verification failed",
-        extra={"stage": stage.value, "problem": problem, "topic": item.record.topic,
-               "partition": item.record.partition, "offset": item.record.offset},
+        extra={
+            "stage": stage.value,
+            "problem": problem,
+            "topic": item.record.topic,
+            "partition": item.record.partition,
+            "offset": item.record.offset,
+        },
     )
     item.span.set_attribute("sharinghub.security_refusal", True)
-    return rejection(
-        item, stage, InvalidMessage("stamp_invalid", problem, None), outcome=False
-    )
+    return rejection(item, stage, InvalidMessage("stamp_invalid", problem, None), outcome=False)
 
 
 def iter_chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -72,11 +72,16 @@ class StageKeys:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {
-            s.value: {"key_id": f"{s.value}-{secrets.token_hex(4)}", "key_hex": secrets.token_hex(32)}
+            s.value: {
+                "key_id": f"{s.value}-{secrets.token_hex(4)}",
+                "key_hex": secrets.token_hex(32),
+            }
             for s in STAMPED_STAGES
         }
-        data["subject_hash"] = {"key_id": f"subject-{secrets.token_hex(4)}",
-                                "key_hex": secrets.token_hex(32)}
+        data["subject_hash"] = {
+            "key_id": f"subject-{secrets.token_hex(4)}",
+            "key_hex": secrets.token_hex(32),
+        }
         path.write_text(json.dumps(data, indent=2))
         path.chmod(0o600)
 

@@ -88,7 +88,9 @@ def setup_tracing(service_name: str, settings: Settings) -> TracerProvider | Non
 
 def context_from_headers(headers: Iterable[tuple[str, bytes]] | None) -> otel_context.Context:
     """The remote parent carried in a Kafka record's W3C `traceparent`/`tracestate` headers."""
-    carrier = {k: v.decode("latin-1") for k, v in (headers or ()) if k in ("traceparent", "tracestate")}
+    carrier = {
+        k: v.decode("latin-1") for k, v in (headers or ()) if k in ("traceparent", "tracestate")
+    }
     return extract(carrier)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -33,11 +34,11 @@ async def ensure_topics(
             existing = set(await admin.list_topics())
             missing = [n for n in wanted if n not in existing]
             if missing:
-                new = [NewTopic(n, partitions, 1, topic_configs=COMPACTED.get(n, {})) for n in missing]
-                try:
+                new = [
+                    NewTopic(n, partitions, 1, topic_configs=COMPACTED.get(n, {})) for n in missing
+                ]
+                with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator won
                     await admin.create_topics(new)
-                except TopicAlreadyExistsError:
-                    pass
             return
         except TopicAlreadyExistsError:
             return

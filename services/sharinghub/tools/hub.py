@@ -47,8 +47,11 @@ class Hub:
         upgrade(s.database_url, lock_dir=s.data_dir)
         self.broker = resolve_broker(s)
         try:
-            asyncio.run(ensure_topics(self.bootstrap_servers, topics.PIPELINE_TOPICS,
-                                      partitions=s.partitions))
+            asyncio.run(
+                ensure_topics(
+                    self.bootstrap_servers, topics.PIPELINE_TOPICS, partitions=s.partitions
+                )
+            )
             self.log_dir().mkdir(parents=True, exist_ok=True)
             for name in self.services:
                 for n in range(self.processes_per_stage):
@@ -82,7 +85,9 @@ class Hub:
 
     def check_alive(self) -> list[str]:
         """Names of services that exited unexpectedly."""
-        return [f"{name} (exit {p.returncode})" for name, p in self.children if p.poll() is not None]
+        return [
+            f"{name} (exit {p.returncode})" for name, p in self.children if p.poll() is not None
+        ]
 
     def stop(self, timeout_s: float = 20.0) -> None:
         for _, proc in self.children:

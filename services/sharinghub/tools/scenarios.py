@@ -90,7 +90,9 @@ def _scenario(data: dict[str, Any], nonce: str) -> Scenario:
     request_fields = {
         k: v for k, v in data.items() if k not in ("id", "title", "consents", "expected")
     }
-    request = SharingRequest.model_validate({**request_fields, "request_id": f"{data['id']}.{nonce}"})
+    request = SharingRequest.model_validate(
+        {**request_fields, "request_id": f"{data['id']}.{nonce}"}
+    )
     events: list[ConsentGranted | ConsentRevoked] = []
     for c in data.get("consents", []):
         consent_id = f"{c['consent_id']}.{nonce}"
@@ -111,13 +113,21 @@ def _scenario(data: dict[str, Any], nonce: str) -> Scenario:
         )
         events.append(ConsentGranted(action="grant", directive=directive))
         if c.get("revoked_at"):
-            events.append(ConsentRevoked(action="revoke", consent_id=consent_id,
-                                         subject_id=request.subject_id, version=2,
-                                         revoked_at=c["revoked_at"]))
+            events.append(
+                ConsentRevoked(
+                    action="revoke",
+                    consent_id=consent_id,
+                    subject_id=request.subject_id,
+                    version=2,
+                    revoked_at=c["revoked_at"],
+                )
+            )
     return Scenario(data["id"], data.get("title", ""), request, events, data.get("expected", {}))
 
 
-def compare(s: Scenario, outcome: OutcomeEvent | None, inbox: InboxMessage | None) -> ScenarioResult:
+def compare(
+    s: Scenario, outcome: OutcomeEvent | None, inbox: InboxMessage | None
+) -> ScenarioResult:
     exp = s.expected
     inbox_json = json.loads(inbox.model_dump_json()) if inbox else None
     result = ScenarioResult(
@@ -133,9 +143,13 @@ def compare(s: Scenario, outcome: OutcomeEvent | None, inbox: InboxMessage | Non
         d.append("no outcome arrived before the timeout")
         return result
     if "outcome" in exp and exp["outcome"] != result.outcome:
-        d.append(f"outcome: expected {exp['outcome']}, got {result.outcome} ({outcome.reason_code})")
-    for key, actual in (("allowed_categories", result.allowed_categories),
-                        ("obligations", result.obligations)):
+        d.append(
+            f"outcome: expected {exp['outcome']}, got {result.outcome} ({outcome.reason_code})"
+        )
+    for key, actual in (
+        ("allowed_categories", result.allowed_categories),
+        ("obligations", result.obligations),
+    ):
         if key in exp and set(exp[key]) != set(actual):
             missing = sorted(set(exp[key]) - set(actual))
             extra = sorted(set(actual) - set(exp[key]))
@@ -167,10 +181,15 @@ async def run_scenarios(
     """Publish every scenario, then collect outcomes and inbox messages as they arrive."""
     inbox_topics = sorted({topics.inbox_topic(s.request.recipient.agency_id) for s in scenarios})
     await ensure_topics(bootstrap_servers, [*topics.PIPELINE_TOPICS, *inbox_topics])
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None,
-                                enable_auto_commit=False, fetch_max_wait_ms=20)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, enable_idempotence=False,
-                                acks="all", linger_ms=2)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=20,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers, enable_idempotence=False, acks="all", linger_ms=2
+    )
     await consumer.start()
     await producer.start()
     try:
@@ -193,7 +212,9 @@ async def run_scenarios(
                 await producer.send(topics.CONSENT_DIRECTIVES, encode(ev), key=cid.encode())
         await producer.flush()
         for s in scenarios:
-            await producer.send(topics.REQUESTS, encode(s.request), key=s.request.subject_id.encode())
+            await producer.send(
+                topics.REQUESTS, encode(s.request), key=s.request.subject_id.encode()
+            )
         await producer.flush()
         return await _collect(consumer, scenarios, timeout_s, on_result)
     finally:
@@ -201,8 +222,12 @@ async def run_scenarios(
         await consumer.stop()
 
 
-async def _collect(consumer: AIOKafkaConsumer, scenarios: list[Scenario], timeout_s: float,
-                   on_result: Callable[[ScenarioResult], None] | None) -> list[ScenarioResult]:
+async def _collect(
+    consumer: AIOKafkaConsumer,
+    scenarios: list[Scenario],
+    timeout_s: float,
+    on_result: Callable[[ScenarioResult], None] | None,
+) -> list[ScenarioResult]:
     by_request = {s.request.request_id: s for s in scenarios}
     outcomes: dict[str, OutcomeEvent] = {}
     inboxes: dict[str, InboxMessage] = {}
