@@ -2,7 +2,9 @@
 
 Run: ``python bench/policy_eval.py [--n 2000]``. Packs are parsed once before timing, as the
 policy service does at start-up; the figure covers context building, one Cedar batch
-(deliver, review and 21 disclose requests) and composing the decision.
+(deliver, review and 21 disclose requests; a review adds 21 approve requests) and composing
+the decision. "cold" disables the engine's memo of Cedar answers (every request goes to
+Cedar); "warm" is the steady state where the memo answers repeated Cedar inputs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from sharinghub.contracts import (
     SharingRequest,
 )
 from sharinghub.policy.engine import PolicyEngine
+from sharinghub.policy.packs import compile_pack, pack_ids
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -49,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=2000)
     args = parser.parse_args()
-    engine = PolicyEngine.load()
+    packs = {pid: compile_pack(pid) for pid in pack_ids()}
     ref = ConsentRef(consent_id="cd-bench", version=1)
     consent = ConsentAssessment(
         supported={DataCategory.IDENTITY: [ref], DataCategory.HOUSING: [ref]}, assessed_at=NOW
@@ -60,25 +63,27 @@ def main() -> None:
         _request("medical_emergency", "substance_use_treatment", "health"),
         _request("law_enforcement_request", "health", "police"),  # review: second Cedar call
     ]
-    for request in cases:
-        for _ in range(50):  # warm-up
-            engine.decide(request, consent, now=NOW)
-        samples = []
-        for _ in range(args.n):
-            t0 = time.perf_counter()
-            engine.decide(request, consent, now=NOW)
-            samples.append(time.perf_counter() - t0)
-        decision = engine.decide(request, consent, now=NOW)
-        print(
-            f"{request.purpose.value:<26} {decision.outcome.value:<15} "
-            f"median {statistics.median(samples) * 1e3:.3f} ms  "
-            f"p95 {statistics.quantiles(samples, n=20)[18] * 1e3:.3f} ms"
-        )
-    batch = [(cases[i % len(cases)], consent) for i in range(200)]
-    t0 = time.perf_counter()
-    engine.decide_many(batch, now=NOW)
-    per = (time.perf_counter() - t0) / len(batch)
-    print(f"decide_many (200 requests): {per * 1e3:.3f} ms per request")
+    for label, cache_size in (("cold", 0), ("warm", 65_536)):
+        engine = PolicyEngine(packs, cache_size=cache_size)
+        for request in cases:
+            for _ in range(50):  # warm-up
+                engine.decide(request, consent, now=NOW)
+            samples = []
+            for _ in range(args.n):
+                t0 = time.perf_counter()
+                engine.decide(request, consent, now=NOW)
+                samples.append(time.perf_counter() - t0)
+            decision = engine.decide(request, consent, now=NOW)
+            print(
+                f"{label} {request.purpose.value:<24} {decision.outcome.value:<15} "
+                f"median {statistics.median(samples) * 1e3:.3f} ms  "
+                f"p95 {statistics.quantiles(samples, n=20)[18] * 1e3:.3f} ms"
+            )
+        batch = [(cases[i % len(cases)], consent) for i in range(200)]
+        t0 = time.perf_counter()
+        engine.decide_many(batch, now=NOW)
+        per = (time.perf_counter() - t0) / len(batch)
+        print(f"{label} decide_many (200 requests): {per * 1e3:.3f} ms per request")
 
 
 if __name__ == "__main__":

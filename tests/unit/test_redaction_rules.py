@@ -26,6 +26,7 @@ from sharinghub.contracts import (
 from sharinghub.contracts.vocabulary import SPECIAL_CLASSES
 from sharinghub.redaction.notices import FERPA_CITATION, PART2_CITATION, notices_for
 from sharinghub.redaction.pseudonyms import is_pseudonym, new_pseudonym
+from sharinghub.redaction import rules
 from sharinghub.redaction.rules import MARKER, build_plan, redact, scrub
 
 EXAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "domain" / "examples.jsonl"
@@ -349,10 +350,15 @@ def test_existing_markers_and_the_marker_word_are_left_alone() -> None:
     assert out == "Earlier [redacted] text; [redacted] oddly."
 
 
-def test_fails_closed_when_a_case_mapping_escapes_the_pattern() -> None:
-    out, counts = scrub(
-        "Lives on Hauptstraße 5.", build_plan(["HAUPTSTRASSE 5"], [], delivered_names=[])
-    )
+def test_full_unicode_case_folding_is_used() -> None:
+    out = scrub_one("Lives on Hauptstraße 5.", [("street", "HAUPTSTRASSE 5")])
+    assert out == "Lives on [redacted]."
+
+
+def test_fails_closed_when_rescanning_does_not_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rules, "_MAX_PASSES", 1)
+    plan = build_plan(["Feldway", "9"], [], delivered_names=[])
+    out, counts = scrub("Seen at 9Feldway.", plan)  # needs a second pass for the "9"
     assert out == MARKER
     assert counts["fail_closed"] == 1
 

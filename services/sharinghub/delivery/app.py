@@ -46,7 +46,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 continue
             problem = verify_chain(env, keys, FULL_CHAIN) or payload_problem(env)
             if problem:
-                out.extend(security_refusal(item, Stage.DELIVERY, problem))
+                out.extend(security_refusal(item, Stage.DELIVERY, problem, env.request_id))
                 continue
             item.span.set_attribute("sharinghub.request_id", env.request_id)
             ready.append((item, env))

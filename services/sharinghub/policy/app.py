@@ -85,7 +85,11 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 continue
             problem = verify_chain(env, keys, (Stage.CONSENT,))
             if problem or env.consent is None:
-                out.extend(security_refusal(item, Stage.POLICY, problem or "no consent result"))
+                out.extend(
+                    security_refusal(
+                        item, Stage.POLICY, problem or "no consent result", env.request_id
+                    )
+                )
                 continue
             item.span.set_attribute("sharinghub.request_id", env.request_id)
             ready.append((item, env))

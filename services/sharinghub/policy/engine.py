@@ -94,9 +94,17 @@ _FLAGS = {
 class PolicyEngine:
     """Decides sharing requests under the policy pack of their jurisdiction."""
 
-    def __init__(self, packs: Mapping[str, CompiledPack]) -> None:
-        """Use :meth:`load`; this takes already compiled packs keyed by pack id."""
+    def __init__(self, packs: Mapping[str, CompiledPack], *, cache_size: int = 65_536) -> None:
+        """Use :meth:`load`; this takes already compiled packs keyed by pack id.
+
+        ``cache_size`` bounds a memo of Cedar answers keyed by the exact Cedar input (pack
+        version, principal, action, resource, context). Cedar is deterministic over a
+        pack's fixed policies and entities, so a hit returns exactly what Cedar would;
+        0 disables it. Category requests repeat a lot (a few booleans per category).
+        """
         self._packs = dict(packs)
+        self._cache_size = cache_size
+        self._cache: dict[tuple[str, str, str, str, str, str], Verdict] = {}
 
     @classmethod
     def load(cls, packs_dir: Path | None = None) -> PolicyEngine:
@@ -218,29 +226,57 @@ class PolicyEngine:
             )
         return [r for r in results if r is not None]
 
-    @staticmethod
     def _run(
+        self,
         prepared: Mapping[int, _Prepared],
         build: Callable[[_Prepared], list[dict[str, object]]],
     ) -> dict[int, list[Verdict]]:
-        """One ``is_authorized_batch`` per pack; returns the verdicts per item, in order."""
-        by_pack: dict[str, list[int]] = {}
+        """One ``is_authorized_batch`` per pack and purpose; returns the verdicts per item, in order."""
+        # One call per (pack, purpose): each uses the pack's policy slice for that purpose.
+        by_pack: dict[tuple[str, str], list[int]] = {}
         for i, p in prepared.items():
-            by_pack.setdefault(p.pack.info.id, []).append(i)
+            by_pack.setdefault((p.pack.info.id, p.derived.purpose.value), []).append(i)
         out: dict[int, list[Verdict]] = {}
+        cache = self._cache
         for indices in by_pack.values():
             pack = prepared[indices[0]].pack
-            requests: list[dict[str, object]] = []
-            spans: list[tuple[int, int, int]] = []
+            version = pack.info.version
+            keys: dict[int, list[tuple[str, str, str, str, str, str]]] = {}
+            missing: dict[tuple[str, str, str, str, str, str], dict[str, object]] = {}
             for i in indices:
-                reqs = build(prepared[i])
-                spans.append((i, len(requests), len(requests) + len(reqs)))
-                requests.extend(reqs)
-            answers = cedarpy.is_authorized_batch(requests, pack.policy_set, pack.entities)
-            verdicts = [_verdict(pack, a) for a in answers]
-            for i, start, end in spans:
-                out[i] = verdicts[start:end]
+                item_keys = []
+                for r in build(prepared[i]):
+                    key = _key(version, r)
+                    item_keys.append(key)
+                    if key not in cache:
+                        missing[key] = r
+                keys[i] = item_keys
+            fresh: dict[tuple[str, str, str, str, str, str], Verdict] = {}
+            if missing:
+                policies = pack.slices[prepared[indices[0]].derived.purpose.value]
+                answers = cedarpy.is_authorized_batch(list(missing.values()), policies, pack.entities)
+                fresh = {k: _verdict(pack, a) for k, a in zip(missing, answers, strict=True)}
+                if self._cache_size:
+                    if len(cache) + len(fresh) > self._cache_size:
+                        cache.clear()  # crude bound; refills from the live traffic
+                    cache.update(fresh)
+            for i in indices:
+                out[i] = [fresh[k] if k in fresh else cache[k] for k in keys[i]]
         return out
+
+
+def _key(version: str, r: Mapping[str, object]) -> tuple[str, str, str, str, str, str]:
+    principal, action, resource = r["principal"], r["action"], r["resource"]
+    assert isinstance(principal, dict) and isinstance(action, dict)
+    assert isinstance(resource, dict)
+    return (
+        version,
+        str(principal["id"]),
+        str(action["id"]),
+        str(resource["type"]),
+        str(resource["id"]),
+        str(r["context"]),
+    )
 
 
 def _verdict(pack: CompiledPack, answer: cedarpy.AuthzResult) -> Verdict:

@@ -54,6 +54,7 @@ class CompiledPack:
     entities: cedarpy.Entities
     rule_of: dict[str, str]  # Cedar positional policy id -> @id
     source: PackSource
+    slices: dict[str, cedarpy.PolicySet]  # purpose id -> the policies that can apply to it
 
 
 def pack_ids(packs_dir: Path = PACKS_DIR) -> list[str]:
@@ -138,6 +139,30 @@ def merge_policies(sources: tuple[tuple[str, str], ...]) -> pst.PolicySet:
     return pst.PolicySet(templates={}, static_policies=renumbered, template_links=())
 
 
+def _scoped_elsewhere(scope: object, purpose: str) -> bool:
+    """True if a scope names a single Purpose entity other than ``purpose``."""
+    if isinstance(scope, pst.ScopeEq) and isinstance(scope.entity, pst.EntityUid):
+        uid = scope.entity
+        return str(uid.type) == "Purpose" and uid.id != purpose
+    return False
+
+
+def slice_for(tree: pst.PolicySet, purpose: str) -> pst.PolicySet:
+    """The policies whose scope can match requests about ``purpose`` (Cedar policy slicing).
+
+    Outcome actions carry the purpose as resource, category actions as principal; a policy
+    scoped to another purpose can never be satisfied, so leaving it out changes no answer —
+    it only spares evaluating it. Positional ids are kept so reasons map to the same @id.
+    """
+    kept = {
+        cid: node
+        for cid, node in tree.static_policies.items()
+        if not _scoped_elsewhere(node.resource, purpose)
+        and not _scoped_elsewhere(node.principal, purpose)
+    }
+    return pst.PolicySet(templates={}, static_policies=kept, template_links=())
+
+
 def _rule(order: int, node: pst.Template) -> Rule:
     notes = node.annotations
     facts = notes.get("facts", "")
@@ -195,4 +220,5 @@ def compile_pack(pack_id: str, packs_dir: Path = PACKS_DIR) -> CompiledPack:
         entities=entities,
         rule_of={cid: node.annotations["id"] for cid, node in nodes.items()},
         source=src,
+        slices={p: cedarpy.PolicySet.from_pst(slice_for(tree, p)) for p in data["purposes"]},
     )

@@ -44,7 +44,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             if not problem and (env.policy is None or env.policy.outcome is not Outcome.DELIVERED):
                 problem = "policy did not approve this envelope"
             if problem:
-                out.extend(security_refusal(item, Stage.REDACTION, problem))
+                out.extend(security_refusal(item, Stage.REDACTION, problem, env.request_id))
                 continue
             item.span.set_attribute("sharinghub.request_id", env.request_id)
             ready.append((item, env))

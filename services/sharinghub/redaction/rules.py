@@ -17,15 +17,15 @@ value; it is a second line of defence (S4), never a substitute for S3.
 What "occurs" means (beyond the letter of S3, never less than it)
 -----------------------------------------------------------------
 *Full values.* A withheld value occurs in a text if the value's alphanumeric characters
-appear in order, compared case-insensitively, separated only by runs (possibly empty) of
-*separator characters*. The separators are `BASE_SEPARATORS` (white space, hyphens and
+appear in order, compared by Unicode casefold, separated only by runs (possibly empty) of
+*separator characters*. Equivalently: delete the separators from both, casefold both, and
+look for a substring. The separators are `BASE_SEPARATORS` (white space, hyphens and
 dashes, ``. / \\ ( ) _ , : ; ' ’ + #``) plus every other character found inside a withheld
 value of the same request (so the literal value always matches, as S3 requires). This
 catches "07700 900188" written "07700900188", "07700-900-188" or "(07700) 900 188", a date
 "1988-07-02" written "1988/07/02" or "1988.07.02", and a name in another case or with
-different spacing. ``[`` and ``]`` are never separators unless a withheld value contains
-them, so the ``[redacted]`` marker stays opaque: a value can never be matched across it and
-the marker itself is never scrubbed.
+different spacing. Existing ``[redacted]`` markers are opaque: nothing is matched inside or
+across one, and the marker itself is never scrubbed.
 
 *Short values.* A value with at most `SHORT_VALUE_MAX_ALNUM` (3) alphanumeric characters
 ("M", "9", "son") is replaced only where it stands as a whole token (no letter or digit
@@ -43,22 +43,20 @@ hyphenated or apostrophised word that have at least three letters ("Ellie-Mae" �
 
 Why the result is provably clean
 --------------------------------
-All patterns of a request are compiled into one alternation (longest first, marker first)
-and each delivered value is scanned in one pass. A pass leaves no pattern occurrence that
-lies in an unreplaced stretch of text: the scanner tries every position not inside an
-earlier match, and markers cannot be crossed. Replacing text with a marker can create a
-*new* whole-token or whole-word occurrence — but only next to a replaced span whose outside
-neighbour is a letter or digit (that neighbour now touches ``[`` or ``]``); in that case
-the value is rescanned, until a pass leaves no such neighbour (at most `_MAX_PASSES`, then
-the value fails closed). Finally the result is checked independently: the value is normalised
-(markers opaque, separators removed, Unicode casefold) and if any withheld full value is
-still found there — e.g. through a case mapping the regex engine does not share, like
-"ß"/"ss" — the whole delivered value is replaced by the marker (fail closed, rule
-``S3.fail_closed``).
+Each delivered value is normalised once (separators deleted, casefolded, with a map back
+to original positions). Every occurrence of every needle is found with ``str.find``,
+overlapping ones included; the bounded kinds are checked at their ends in the original
+text; all occurrence spans are merged and each merged span becomes one marker. After that
+no full value can remain: the output is pieces of the input separated by opaque markers,
+an occurrence would lie inside one piece, hence be an occurrence of the input — and every
+one of those was covered. Replacing text with a marker can create a *new* whole token or
+word, but only beside a replaced span whose outside neighbour is a letter or digit (it now
+touches ``[`` or ``]``); then the value is searched again, until no such neighbour is left
+(at most `_MAX_PASSES`, then the value fails closed). A final independent check of the
+full values fails closed too (rule ``S3.fail_closed``) — it should never fire.
 
-Speed: a normalised substring prefilter selects the few patterns that can occur in a
-value, and compiled alternations are cached, so a value that mentions nothing withheld
-costs two C-level string passes.
+Speed: no regex is compiled per request. A value that mentions nothing withheld costs one
+``translate`` + ``casefold`` and one ``in`` test per needle, all in C.
 """
 
 from __future__ import annotations
@@ -68,7 +66,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Literal
 
 from sharinghub.contracts import (
@@ -128,10 +125,6 @@ It must be pure and must leave ``[redacted]`` markers intact.
 
 _WORD = re.compile(r"(?:[^\W\d_]|['\u2019-])+")  # S3 word: letters, apostrophes, hyphens
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
-_NOT_AFTER_ALNUM = r"(?<![^\W_])"
-_NOT_BEFORE_ALNUM = r"(?![^\W_])"
-_NOT_AFTER_LETTER = r"(?<![^\W\d_])"
-_NOT_BEFORE_LETTER = r"(?![^\W\d_])"
 
 _Kind = Literal["full_value", "short_value", "name_word"]
 _RULES: dict[str, str] = {
@@ -200,10 +193,9 @@ def _identity_delivered(request: SharingRequest, decision: PolicyDecision) -> bo
 
 @dataclass(frozen=True, slots=True)
 class _Needle:
-    """One thing to find: its prefilter key, its regex and whether it is boundary-bound."""
+    """One thing to find: its key (normalised form) and how its ends must be bounded."""
 
-    key: str  # casefolded alphanumerics (letters for name words), the prefilter key
-    pattern: str
+    key: str  # casefolded alphanumerics of the value (letters of a name word)
     kind: _Kind
 
     @property
@@ -220,8 +212,30 @@ class ScrubPlan:
     _delete: dict[int, None]
 
     def normalise(self, text: str) -> str:
-        """Markers opaque, separators removed, casefolded: where a full value must not occur."""
-        return text.replace(MARKER, _OPAQUE).translate(self._delete).casefold()
+        """Markers opaque, separators removed, casefolded: the text S3 searches."""
+        return _mask(text).translate(self._delete).casefold()
+
+    def normalise_with_positions(self, text: str) -> tuple[str, list[int]]:
+        """`normalise` plus, for each normalised character, its index in ``text``."""
+        masked = _mask(text)
+        if masked.isascii():  # fast path: lower() keeps length and equals casefold()
+            low = masked.lower()
+            seps = self.separators
+            return low.translate(self._delete), [i for i, c in enumerate(low) if c not in seps]
+        chars: list[str] = []
+        positions: list[int] = []
+        for i, c in enumerate(masked):
+            if c in self.separators:
+                continue
+            folded = c.casefold()  # may be longer ("ß" → "ss"): every piece maps to i
+            chars.append(folded)
+            positions.extend([i] * len(folded))
+        return "".join(chars), positions
+
+
+def _mask(text: str) -> str:
+    # Same length, so indices stay valid; an opaque character is neither alnum nor separator.
+    return text.replace(MARKER, _OPAQUE * len(MARKER))
 
 
 def _alnum(value: str) -> list[str]:
@@ -236,14 +250,6 @@ def _inner_chars(value: str) -> set[str]:
     return {c for c in value[positions[0] : positions[-1] + 1] if not c.isalnum()}
 
 
-def _sep_class(separators: frozenset[str]) -> str:
-    return "[" + "".join(re.escape(c) for c in sorted(separators)) + "]*"
-
-
-def _chars_pattern(chars: Sequence[str], sep: str) -> str:
-    return sep.join(re.escape(c) for c in chars)
-
-
 def _words(value: str) -> list[str]:
     return [w.replace("\u2019", "'").casefold() for w in _WORD.findall(value)]
 
@@ -251,110 +257,131 @@ def _words(value: str) -> list[str]:
 def build_plan(
     withheld_values: Iterable[str], withheld_names: Iterable[str], delivered_names: Iterable[str]
 ) -> ScrubPlan:
-    """Compile the S3 needles of one request.
+    """Collect the S3 needles of one request.
 
     ``withheld_values``: every withheld field value (and the subject id if pseudonymised);
     ``withheld_names``: values of withheld ``*_name`` fields; ``delivered_names``: values
     of delivered ``*_name`` fields (their words are spared by the name-word rule).
     """
     values = [v for v in withheld_values if _alnum(v)]
-    names = list(withheld_names)
     separators = set(BASE_SEPARATORS)
     for value in values:
         separators |= _inner_chars(value)
     separators.discard(_OPAQUE)
-    frozen = frozenset(separators)
-    sep = _sep_class(frozen)
 
-    needles: dict[tuple[str, _Kind], _Needle] = {}
+    needles: dict[str, _Needle] = {}
+
+    def add(key: str, kind: _Kind) -> None:
+        # Per key the least bounded kind wins: a full value covers every place a word would.
+        rank = ("full_value", "name_word", "short_value")
+        current = needles.get(key)
+        if current is None or rank.index(kind) < rank.index(current.kind):
+            needles[key] = _Needle(key, kind)
+
     for value in values:
-        chars = _alnum(value)
-        key = "".join(chars).casefold()
-        body = _chars_pattern(chars, sep)
-        if len(chars) > SHORT_VALUE_MAX_ALNUM:
-            needles[(key, "full_value")] = _Needle(key, body, "full_value")
-        else:
-            pattern = _NOT_AFTER_ALNUM + body + _NOT_BEFORE_ALNUM
-            needles[(key, "short_value")] = _Needle(key, pattern, "short_value")
+        key = "".join(_alnum(value)).casefold()
+        add(key, "full_value" if len(_alnum(value)) > SHORT_VALUE_MAX_ALNUM else "short_value")
 
     spared_words: set[str] = set()
     spared_parts: set[str] = set()
     for value in delivered_names:
         spared_words.update(_words(value))
         spared_parts.update(p.casefold() for p in _LETTER_RUN.findall(value))
-    for value in names:
+    for value in withheld_names:
         for word in _WORD.findall(value):
-            letters = [c for c in word if c.isalpha()]
-            candidates: list[list[str]] = []
+            letters = "".join(c for c in word if c.isalpha())
             if len(letters) >= NAME_WORD_MIN_LETTERS and _words(word)[0] not in spared_words:
-                candidates.append(letters)
+                add(letters.casefold(), "name_word")
             for part in _LETTER_RUN.findall(word):
                 if len(part) >= NAME_WORD_MIN_LETTERS and part.casefold() not in spared_parts:
-                    candidates.append(list(part))
-            for chars in candidates:
-                key = "".join(chars).casefold()
-                if (key, "full_value") in needles:
-                    continue  # the unbounded full-value pattern already covers every place
-                pattern = _NOT_AFTER_LETTER + _chars_pattern(chars, sep) + _NOT_BEFORE_LETTER
-                needles[(key, "name_word")] = _Needle(key, pattern, "name_word")
+                    add(part.casefold(), "name_word")
 
-    # Longest first: where two needles start at the same place, the longer one wins, so
-    # overlapping values ("Gordon Feld" and "Feld") are covered in full.
-    ordered = sorted(needles.values(), key=lambda n: (-len(n.key), n.bounded, n.key))
+    # Longest first, so a merged span is attributed to the longest value it contains.
+    ordered = sorted(needles.values(), key=lambda n: (-len(n.key), n.key))
+    frozen = frozenset(separators)
     return ScrubPlan(
-        needles=tuple(ordered),
-        separators=frozen,
-        _delete=dict.fromkeys(map(ord, frozen)),
+        needles=tuple(ordered), separators=frozen, _delete=dict.fromkeys(map(ord, frozen))
     )
 
 
-@lru_cache(maxsize=512)
-def _compile(patterns: tuple[str, ...]) -> re.Pattern[str]:
-    alternatives = [f"(?P<m>{re.escape(MARKER)})"]
-    alternatives += [f"(?P<n{i}>{p})" for i, p in enumerate(patterns)]
-    return re.compile("|".join(alternatives), re.IGNORECASE)
+def _bounded_ok(text: str, start: int, end: int, kind: _Kind) -> bool:
+    """Whole token (short values) or whole word (name words) at ``text[start:end]``."""
+    if kind == "full_value":
+        return True
+    inside = str.isalnum if kind == "short_value" else str.isalpha
+    return not (start > 0 and inside(text[start - 1])) and not (
+        end < len(text) and inside(text[end])
+    )
+
+
+def _spans(text: str, plan: ScrubPlan) -> list[tuple[int, int, _Kind]]:
+    """Every occurrence of every needle in ``text`` (overlaps included), merged.
+
+    Returns disjoint ``(start, end, kind)`` spans of the original text, sorted, where kind
+    is that of the longest occurrence in the span.
+    """
+    norm = plan.normalise(text)
+    present = [n for n in plan.needles if n.key in norm]
+    if not present:
+        return []
+    norm, positions = plan.normalise_with_positions(text)
+    found: list[tuple[int, int, int, _Kind]] = []  # start, -length, end, kind
+    for needle in present:
+        size = len(needle.key)
+        at = norm.find(needle.key)
+        while at >= 0:
+            start, end = positions[at], positions[at + size - 1] + 1
+            if _bounded_ok(text, start, end, needle.kind):
+                found.append((start, -size, end, needle.kind))
+            at = norm.find(needle.key, at + 1)
+    found.sort()
+    merged: list[tuple[int, int, _Kind]] = []
+    for start, _, end, kind in found:
+        if merged and start < merged[-1][1]:
+            last_start, last_end, last_kind = merged[-1]
+            merged[-1] = (last_start, max(last_end, end), last_kind)
+        else:
+            merged.append((start, end, kind))
+    return merged
 
 
 def scrub(text: str, plan: ScrubPlan) -> tuple[str, Counter[str]]:
-    """Apply S3 to one delivered value; return the new value and replacements per kind.
+    """Apply S3 to one delivered value; return the new value and markers inserted per kind.
 
     Kinds: ``full_value``, ``short_value``, ``name_word``, ``fail_closed``.
     """
     counts: Counter[str] = Counter()
-    norm = plan.normalise(text)
-    present = [n for n in plan.needles if n.key in norm]
-    if not present:
-        return text, counts
-    regex = _compile(tuple(n.pattern for n in present))
-    # Set during a pass when a replaced span touches a letter or digit outside it: the
-    # neighbour now borders a marker, which may turn it into a new whole token or word.
-    rescan = [False]
-
-    def replace(match: re.Match[str]) -> str:
-        group = match.lastgroup
-        if group is None or group == "m":
-            return match.group()  # an existing marker is kept as it is
-        counts[present[int(group[1:])].kind] += 1
-        source, start, end = match.string, match.start(), match.end()
-        if (start > 0 and source[start - 1].isalnum()) or (
-            end < len(source) and source[end].isalnum()
-        ):
-            rescan[0] = True
-        return MARKER
-
     for _ in range(_MAX_PASSES):
-        rescan[0] = False
-        text = regex.sub(replace, text)
-        if not rescan[0]:
+        spans = _spans(text, plan)
+        if not spans:
+            break
+        pieces: list[str] = []
+        done = 0
+        rescan = False
+        for start, end, kind in spans:
+            pieces += [text[done:start], MARKER]
+            done = end
+            counts[kind] += 1
+            # A letter or digit next to the span now borders the marker: it may have become
+            # a whole token or word that was not one before, so look again.
+            rescan |= (start > 0 and text[start - 1].isalnum()) or (
+                end < len(text) and text[end].isalnum()
+            )
+        pieces.append(text[done:])
+        text = "".join(pieces)
+        if not rescan:
             break
     else:
         counts["fail_closed"] += 1
         return MARKER, counts
 
-    norm = plan.normalise(text)
-    if any(n.key in norm for n in present if not n.bounded):
-        counts["fail_closed"] += 1
-        return MARKER, counts
+    # Belt and braces: the search above is exact for full values, so this never fires
+    # unless that reasoning is broken; if it is, fail closed rather than leak.
+    if counts:
+        norm = plan.normalise(text)
+        if any(n.key in norm for n in plan.needles if not n.bounded):
+            counts["fail_closed"] += 1
+            return MARKER, counts
     return text, counts
 
 

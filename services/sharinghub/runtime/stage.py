@@ -172,7 +172,9 @@ def rejection(
     return [dlq, item.output(topics.OUTCOMES, encode(event), request_id)]
 
 
-def security_refusal(item: Item, stage: Stage, problem: str) -> list[Output]:
+def security_refusal(
+    item: Item, stage: Stage, problem: str, request_id: str | None = None
+) -> list[Output]:
     """An envelope whose stamps do not verify: kept in the DLQ, logged as a security event.
 
     No outcome is emitted: the message was not sent by an agency through the front door, so
@@ -189,7 +191,7 @@ def security_refusal(item: Item, stage: Stage, problem: str) -> list[Output]:
         },
     )
     item.span.set_attribute("sharinghub.security_refusal", True)
-    return rejection(item, stage, InvalidMessage("stamp_invalid", problem, None), outcome=False)
+    return rejection(item, stage, InvalidMessage("stamp_invalid", problem, request_id), outcome=False)
 
 
 def iter_chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
