@@ -171,6 +171,30 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from sharinghub.delivery.ledger import AuditLedger
+    from sharinghub.runtime.db import create_engine_for
+
+    settings = _settings()
+    engine = create_engine_for(settings.database_url)
+    report = AuditLedger(engine).verify()
+    engine.dispose()
+    if args.json:
+        print(json.dumps(report.__dict__, indent=2))
+    elif report.ok:
+        print(
+            f"audit ledger intact: {report.rows_checked} rows, head #{report.head_seq} "
+            f"{report.head_hash[:16]}…"
+        )
+    else:
+        print(
+            f"AUDIT LEDGER TAMPERED: {report.problem} (first bad row: #{report.first_bad_seq}; "
+            f"{report.rows_checked} rows checked)",
+            file=sys.stderr,
+        )
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sharinghub", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -198,6 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
     ksub = k.add_subparsers(dest="keys_command", required=True)
     ksub.add_parser("init", help="create the keys file if missing").set_defaults(func=cmd_keys)
     sub.add_parser("config", help="list every setting").set_defaults(func=cmd_config)
+    a = sub.add_parser("audit", help="the tamper-evident audit ledger")
+    asub = a.add_subparsers(dest="audit_command", required=True)
+    av = asub.add_parser("verify", help="recompute the hash chain; exit 1 naming the first bad row")
+    av.add_argument("--json", action="store_true")
+    av.set_defaults(func=cmd_audit_verify)
     return p
 
 
