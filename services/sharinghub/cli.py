@@ -195,6 +195,92 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_review_list(args: argparse.Namespace) -> int:
+    from sharinghub.policy.reviews import ReviewStore
+    from sharinghub.runtime.db import create_engine_for
+    from sharinghub.runtime.stage import utcnow
+
+    settings = _settings()
+    engine = create_engine_for(settings.database_url)
+    cases = ReviewStore(engine).list_cases(None if args.all else "open")
+    engine.dispose()
+    now = utcnow()
+    if args.json:
+        print(
+            json.dumps([{**c.model_dump(mode="json"), "status": st} for c, st in cases], indent=2)
+        )
+        return 0
+    if not cases:
+        print("no review cases" + ("" if args.all else " open"))
+    for case, status in cases:
+        age_h = (now - case.opened_at).total_seconds() / 3600
+        overdue = " OVERDUE" if now > case.due_at and status != "decided" else ""
+        print(
+            f"{case.case_id}  {case.kind:<21} {status:<15} {case.purpose.value:<24} "
+            f"open {age_h:.1f} h{overdue}"
+        )
+        print(f"    question: {case.requirement.question}")
+        if case.requirement.missing_facts:
+            print(f"    missing facts: {', '.join(case.requirement.missing_facts)}")
+        cats = ", ".join(c.value for c in case.requirement.max_categories) or "-"
+        print(f"    may approve at most: {cats}")
+    return 0
+
+
+def cmd_review_decide(args: argparse.Namespace) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    from sharinghub.contracts import ReviewDecision, topics
+    from sharinghub.policy.reviews import ReviewStore
+    from sharinghub.runtime.codec import encode
+    from sharinghub.runtime.db import create_engine_for
+    from sharinghub.runtime.stage import utcnow
+
+    settings = _settings()
+    if not settings.kafka_bootstrap_servers:
+        print(
+            "error: set KAFKA_BOOTSTRAP_SERVERS to the running hub (see `sharinghub up`)",
+            file=sys.stderr,
+        )
+        return 2
+    engine = create_engine_for(settings.database_url)
+    found = ReviewStore(engine).get(args.case_id)
+    engine.dispose()
+    if found is None:
+        print(f"error: no review case {args.case_id}", file=sys.stderr)
+        return 2
+    case = found[0]
+    try:
+        decision = ReviewDecision(
+            case_id=case.case_id,
+            request_id=case.request_id,
+            decision=args.decision,
+            categories=args.categories or [],
+            reviewer_id=args.reviewer,
+            reason=args.reason,
+            decided_at=utcnow(),
+        )
+    except ValueError as exc:
+        print(f"error: {exc.__class__.__name__}: check the categories and fields", file=sys.stderr)
+        return 2
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=False, acks="all"
+        )
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                topics.REVIEW_DECISIONS, encode(decision), key=case.request_id.encode()
+            )
+        finally:
+            await producer.stop()
+
+    asyncio.run(send())
+    print(f"decision '{args.decision}' on {case.case_id} sent; the policy service applies it")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sharinghub", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -222,6 +308,19 @@ def build_parser() -> argparse.ArgumentParser:
     ksub = k.add_subparsers(dest="keys_command", required=True)
     ksub.add_parser("init", help="create the keys file if missing").set_defaults(func=cmd_keys)
     sub.add_parser("config", help="list every setting").set_defaults(func=cmd_config)
+    rv = sub.add_parser("review", help="human review of pending requests")
+    rvsub = rv.add_subparsers(dest="review_command", required=True)
+    rl = rvsub.add_parser("list", help="open review cases, oldest first, with their age")
+    rl.add_argument("--all", action="store_true", help="include decided cases")
+    rl.add_argument("--json", action="store_true")
+    rl.set_defaults(func=cmd_review_list)
+    rd = rvsub.add_parser("decide", help="approve (narrowing at most), deny or ask for facts")
+    rd.add_argument("case_id")
+    rd.add_argument("decision", choices=["approve", "deny", "request_facts"])
+    rd.add_argument("--categories", nargs="*", help="for approve: categories to release")
+    rd.add_argument("--reviewer", required=True, help="your reviewer id (recorded)")
+    rd.add_argument("--reason", required=True, help="why (recorded in the audit ledger)")
+    rd.set_defaults(func=cmd_review_decide)
     a = sub.add_parser("audit", help="the tamper-evident audit ledger")
     asub = a.add_subparsers(dest="audit_command", required=True)
     av = asub.add_parser("verify", help="recompute the hash chain; exit 1 naming the first bad row")
