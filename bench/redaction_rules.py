@@ -66,7 +66,11 @@ def make_request(fake: Faker, rng: random.Random, i: int) -> tuple[SharingReques
         ("date_of_birth", "identity", dob),
         ("address", "contact", address),
         ("phone", "contact", phone),
-        ("demographics", "demographics", f"{rng.choice(['male', 'female'])}, {rng.randint(18, 80)}"),
+        (
+            "demographics",
+            "demographics",
+            f"{rng.choice(['male', 'female'])}, {rng.randint(18, 80)}",
+        ),
         ("household_member_1_name", "household_family", member),
         ("household_member_1_relationship", "household_family", "son"),
         ("housing_situation", "housing", fake.sentence(12)),
@@ -119,18 +123,22 @@ def _summary(label: str, samples: list[float]) -> str:
 def main(n: int = 2000) -> None:
     fake = Faker("en_GB")
     fake.seed_instance(1234)
-    rng = random.Random(1234)
+    rng = random.Random(1234)  # noqa: S311 - reproducible fictional data, not security
     cases = [make_request(fake, rng, i) for i in range(n)]
     sizes = [sum(len(f.value) for f in r.record.fields) for r, _ in cases]
     notes = [len(r.record.fields[-1].value.split()) for r, _ in cases]
     for request, decision in cases[:50]:  # warm-up (regex cache, pydantic)
         redact(request, decision, pseudonym=new_pseudonym(), now=NOW)
 
-    full, scrub_only = [], []
+    full, best, scrub_only = [], [], []
     for request, decision in cases:
-        t0 = time.perf_counter()
-        redact(request, decision, pseudonym=new_pseudonym(), now=NOW)
-        full.append(time.perf_counter() - t0)
+        runs = []
+        for _ in range(3):  # best of three filters out preemption on a busy machine
+            t0 = time.perf_counter()
+            redact(request, decision, pseudonym=new_pseudonym(), now=NOW)
+            runs.append(time.perf_counter() - t0)
+        full.append(runs[0])
+        best.append(min(runs))
 
         allowed = set(decision.allowed_categories)
         kept = [f for f in request.record.fields if f.category in allowed]
@@ -145,12 +153,13 @@ def main(n: int = 2000) -> None:
             scrub(f.value, plan)
         scrub_only.append(time.perf_counter() - t0)
 
-    print(
+    sys.stdout.write(
         f"records: {statistics.median(sizes)} chars median, "
-        f"narrative {statistics.median(notes)} words median"
+        f"narrative {statistics.median(notes)} words median\n"
     )
-    print(_summary("redact() per message", full))
-    print(_summary("S3 only (plan + scrub) per message", scrub_only))
+    sys.stdout.write(_summary("redact() per message", full) + "\n")
+    sys.stdout.write(_summary("redact() per message, best of 3", best) + "\n")
+    sys.stdout.write(_summary("S3 only (plan + scrub) per message", scrub_only) + "\n")
 
 
 if __name__ == "__main__":

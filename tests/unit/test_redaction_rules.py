@@ -24,9 +24,9 @@ from sharinghub.contracts import (
     SharingRequest,
 )
 from sharinghub.contracts.vocabulary import SPECIAL_CLASSES
+from sharinghub.redaction import rules
 from sharinghub.redaction.notices import FERPA_CITATION, PART2_CITATION, notices_for
 from sharinghub.redaction.pseudonyms import is_pseudonym, new_pseudonym
-from sharinghub.redaction import rules
 from sharinghub.redaction.rules import MARKER, build_plan, redact, scrub
 
 EXAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "domain" / "examples.jsonl"
@@ -250,9 +250,7 @@ def test_judge_order_can_release_a_hard_block() -> None:
     req = make_request(
         fields, ["third_party_information"], purpose="court_order", facts={"court_order": order}
     )
-    result = redact(
-        req, decision(["third_party_information"]), pseudonym=new_pseudonym(), now=NOW
-    )
+    result = redact(req, decision(["third_party_information"]), pseudonym=new_pseudonym(), now=NOW)
     assert delivered_values(result) == {"neighbour_name": "Ivo Placeholder"}
 
 
@@ -402,6 +400,11 @@ def test_hyphenated_name_parts_are_scrubbed_unless_delivered() -> None:
 def test_a_hyphenated_word_is_replaced_whole_even_with_a_short_part() -> None:
     out = scrub_one("Jo-Ann called; Jo did not.", [("carer_name", "Jo-Ann Kay")])
     assert out == "[redacted] called; Jo did not."
+
+
+def test_a_digit_does_not_shield_a_name_word() -> None:
+    out = scrub_one("Room 12Smith; 12 Smithson.", [("third_party_1_name", "Ann Smith")])
+    assert out == "Room 12[redacted]; 12 Smithson."
 
 
 def test_name_rule_applies_only_to_name_fields() -> None:

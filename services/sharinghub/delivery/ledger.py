@@ -13,7 +13,7 @@ busy timeout `create_engine_for` sets).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -27,15 +27,17 @@ from sqlalchemy import (
     DateTime,
     Engine,
     Integer,
+    Select,
     String,
     Table,
     UniqueConstraint,
+    bindparam,
     func,
     insert,
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sharinghub.delivery.audit_record import (
@@ -47,7 +49,7 @@ from sharinghub.delivery.audit_record import (
 )
 from sharinghub.runtime.db import Base
 
-# Any fixed 64-bit number works; this one is "sharinghub audit" folded into a bigint.
+# Any fixed signed 64-bit number works; this one is ASCII "SHAUDIT" followed by 0x01.
 _PG_LOCK_KEY = 0x5348_4155_4449_5401
 _VERIFY_CHUNK = 1000
 _KEY_LOOKUP_CHUNK = 400  # keeps IN (...) lists under SQLite's bound-parameter limit
@@ -249,14 +251,23 @@ class AuditLedger:
         wanted = set(keys)
         ids = sorted({request_id for request_id, _ in wanted})
         found: set[tuple[str, int]] = set()
-        for i in range(0, len(ids), _KEY_LOOKUP_CHUNK):
-            # Plain `request_id IN (...)` uses the unique index on both backends (a row-value
-            # IN list made PostgreSQL scan the table); decision_seq is filtered here.
-            query = select(_T.c.request_id, _T.c.decision_seq).where(
-                _T.c.request_id.in_(ids[i : i + _KEY_LOOKUP_CHUNK])
-            )
+        for query in _lookup_queries(conn.dialect.name, ids):
             found.update((r.request_id, r.decision_seq) for r in conn.execute(query))
         return found & wanted
+
+
+def _lookup_queries(dialect: str, ids: list[str]) -> Iterator[Select[tuple[str, int]]]:
+    """Queries finding the stored decisions of these request ids through the unique index."""
+    columns = select(_T.c.request_id, _T.c.decision_seq)
+    if dialect == "postgresql":
+        # One array parameter joined via unnest: psycopg prepares repeated statements, and
+        # PostgreSQL's generic plan for a long `IN ($1, …)` list scanned the whole table.
+        wanted = func.unnest(bindparam("ids", ids, type_=ARRAY(String))).table_valued("id")
+        wanted = wanted.render_derived()
+        yield columns.join(wanted, _T.c.request_id == wanted.c.id)
+        return
+    for i in range(0, len(ids), _KEY_LOOKUP_CHUNK):
+        yield columns.where(_T.c.request_id.in_(ids[i : i + _KEY_LOOKUP_CHUNK]))
 
 
 def _columns(record: AuditRecord) -> dict[str, Any]:

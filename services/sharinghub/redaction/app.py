@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sharinghub.contracts import DataCategory, Envelope, Outcome, Stage, topics
+from sharinghub.contracts import Envelope, Outcome, Stage, topics
 from sharinghub.redaction.pseudonyms import new_pseudonym
 from sharinghub.redaction.rules import redact
 from sharinghub.runtime.app import SERVICE_VERSION, StageService
@@ -20,8 +20,9 @@ def redact_all(envelopes: list[Envelope], now) -> list[Envelope]:  # type: ignor
     for env in envelopes:
         decision = env.policy
         assert decision is not None
-        pseudonym = "" if DataCategory.IDENTITY in decision.allowed_categories else new_pseudonym()
-        result = redact(env.request, decision, pseudonym=pseudonym, now=now)
+        # Always offer a fresh pseudonym: redaction may withhold identity even when policy
+        # allowed it (e.g. de-identified consultation); `result.pseudonym` says if it was used.
+        result = redact(env.request, decision, pseudonym=new_pseudonym(), now=now)
         out.append(env.model_copy(update={"redaction": result}))
     return out
 

@@ -89,6 +89,8 @@ __all__ = [
     "NAME_WORD_MIN_LETTERS",
     "SHORT_VALUE_MAX_ALNUM",
     "FreeTextPass",
+    "ScrubPlan",
+    "build_plan",
     "delivered_fields",
     "redact",
     "scrub",
@@ -263,7 +265,7 @@ def build_plan(
     ``withheld_names``: values of withheld ``*_name`` fields; ``delivered_names``: values
     of delivered ``*_name`` fields (their words are spared by the name-word rule).
     """
-    values = [v for v in withheld_values if _alnum(v)]
+    values = [v for v in withheld_values if any(c.isalnum() for c in v)]
     separators = set(BASE_SEPARATORS)
     for value in values:
         separators |= _inner_chars(value)
@@ -279,8 +281,9 @@ def build_plan(
             needles[key] = _Needle(key, kind)
 
     for value in values:
-        key = "".join(_alnum(value)).casefold()
-        add(key, "full_value" if len(_alnum(value)) > SHORT_VALUE_MAX_ALNUM else "short_value")
+        chars = _alnum(value)
+        key = "".join(chars).casefold()
+        add(key, "full_value" if len(chars) > SHORT_VALUE_MAX_ALNUM else "short_value")
 
     spared_words: set[str] = set()
     spared_parts: set[str] = set()
