@@ -1,3 +1,4 @@
+# ruff: noqa: T201 -- a benchmark prints its figures
 """Median policy evaluation time per request with all 21 categories requested.
 
 Run: ``python bench/policy_eval.py [--n 2000]``. Packs are parsed once before timing, as the

@@ -12,7 +12,6 @@ from sharinghub.contracts import (
     DeadLetter,
     DeliveredField,
     Envelope,
-    InboxMessage,
     Outcome,
     OutcomeEvent,
     topics,
@@ -22,7 +21,7 @@ from sharinghub.runtime.codec import encode
 from sharinghub.runtime.db import create_engine_for
 from sharinghub.tools.hub import Hub
 from tests.e2e.test_pipeline import example, publish_scenario
-from tests.support.hubclient import HubClient, outcome_for
+from tests.support.hubclient import HubClient, disclosure_for, outcome_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -38,9 +37,7 @@ async def delivered_envelope(client: HubClient, ex: dict) -> tuple[str, Envelope
 
 
 def inbox_count(client: HubClient, topic: str, rid: str) -> int:
-    return sum(
-        InboxMessage.model_validate_json(r.value).request_id == rid for r in client.seen[topic]
-    )
+    return sum(disclosure_for(rid)(r) for r in client.seen[topic])
 
 
 def audit_rows(hub: Hub, rid: str) -> int:

@@ -19,7 +19,7 @@ from sharinghub.contracts import (
 from sharinghub.runtime.codec import encode
 from sharinghub.tools.hub import Hub
 from sharinghub.tools.scenarios import _scenario
-from tests.support.hubclient import HubClient, outcome_for
+from tests.support.hubclient import HubClient, disclosure_for, outcome_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -48,9 +48,7 @@ async def test_consent_based_request_reaches_inbox_with_only_allowed_fields(hub:
             ex["expected"]["allowed_categories"]
         )
         inbox_topic = topics.inbox_topic(ex["recipient"]["agency_id"])
-        msg_rec = await client.wait_for(
-            inbox_topic, lambda r: InboxMessage.model_validate_json(r.value).request_id == rid
-        )
+        msg_rec = await client.wait_for(inbox_topic, disclosure_for(rid))
         msg = InboxMessage.model_validate_json(msg_rec.value)
         allowed = set(ex["expected"]["allowed_categories"])
         expected_fields = {f["name"] for f in ex["record"]["fields"] if f["category"] in allowed}
@@ -70,7 +68,7 @@ async def test_denied_request_lands_nowhere(hub: Hub, examples):  # type: ignore
         assert outcome.outcome is Outcome.DENIED
         assert outcome.allowed_categories == [] and outcome.obligations == []
         inbox = await client.settle(topics.inbox_topic(ex["recipient"]["agency_id"]), 3.0)
-        assert all(InboxMessage.model_validate_json(r.value).request_id != rid for r in inbox)
+        assert not any(disclosure_for(rid)(r) for r in inbox)
 
 
 @pytest.mark.parametrize(

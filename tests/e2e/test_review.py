@@ -23,7 +23,7 @@ from sharinghub.tools.hub import Hub
 from tests.e2e.test_gate import audit_rows
 from tests.e2e.test_pipeline import example, publish_scenario
 from tests.e2e.test_tracing import spans_of
-from tests.support.hubclient import HubClient
+from tests.support.hubclient import HubClient, disclosure_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -34,7 +34,11 @@ def outcomes(client: HubClient, rid: str) -> list[OutcomeEvent]:
 
 
 def inbox_of(client: HubClient, topic: str, rid: str) -> list[InboxMessage]:
-    msgs = [InboxMessage.model_validate_json(r.value) for r in client.seen[topic]]
+    msgs = [
+        InboxMessage.model_validate_json(r.value)
+        for r in client.seen[topic]
+        if b'"kind":"disclosure"' in r.value
+    ]
     return [m for m in msgs if m.request_id == rid]
 
 
@@ -88,9 +92,7 @@ async def test_pending_request_is_delivered_once_only_after_a_narrowing_approval
 
         narrowed = [c for c in case.requirement.max_categories if c is not DataCategory.CONTACT]
         await client.publish(topics.REVIEW_DECISIONS, decision(case, "approve", narrowed), rid)
-        msg_rec = await client.wait_for(
-            inbox, lambda r: InboxMessage.model_validate_json(r.value).request_id == rid
-        )
+        msg_rec = await client.wait_for(inbox, disclosure_for(rid))
         msg = InboxMessage.model_validate_json(msg_rec.value)
         assert {f.category for f in msg.fields} <= set(narrowed)
         # a replayed approval does not deliver again
@@ -131,7 +133,7 @@ async def test_reviewer_denial_is_final_and_delivers_nothing(hub: Hub, examples)
                 and OutcomeEvent.model_validate_json(r.value).final
             ),
         )
-        final = [e for e in outcomes(client, rid) if e.final][0]
+        final = next(e for e in outcomes(client, rid) if e.final)
         assert final.outcome is Outcome.DENIED and final.allowed_categories == []
         await client.settle(inbox, 2.0)
         assert inbox_of(client, inbox, rid) == []

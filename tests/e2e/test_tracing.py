@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 
@@ -53,7 +54,7 @@ async def test_delivered_request_is_one_trace_through_all_four_services(hub: Hub
         "sharinghub-redaction",
         "sharinghub-delivery",
     ]
-    for parent, child in zip(chain, chain[1:], strict=False):
+    for parent, child in itertools.pairwise(chain):
         assert by_service[child]["parent_id"] == by_service[parent]["span_id"]
 
 

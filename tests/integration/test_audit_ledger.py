@@ -401,6 +401,7 @@ class TestSQLiteLedger(LedgerContract):
         return f"sqlite:///{tmp_path / 'ledger.db'}"
 
 
+@pytest.mark.integration
 class TestPostgresLedger(LedgerContract):
     @pytest.fixture
     def url(self, postgres_url: str) -> str:

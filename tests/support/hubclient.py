@@ -107,3 +107,15 @@ def outcome_for(request_id: str):  # type: ignore[no-untyped-def]
 
 
 OUTCOMES = topics.OUTCOMES
+
+
+def disclosure_for(request_id: str):  # type: ignore[no-untyped-def]
+    """Matches the inbox disclosure of one request (inboxes also carry retraction notices)."""
+    from sharinghub.contracts import InboxMessage
+
+    def match(rec) -> bool:  # type: ignore[no-untyped-def]
+        if b'"kind":"disclosure"' not in rec.value:
+            return False
+        return InboxMessage.model_validate_json(rec.value).request_id == request_id
+
+    return match

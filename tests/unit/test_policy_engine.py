@@ -23,7 +23,7 @@ from sharinghub.policy.engine import PolicyEngine
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 REF = ConsentRef(consent_id="cd-test-1", version=2)
 D = DataCategory
-O = Obligation
+OB = Obligation
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,9 @@ def consent(*supported: str, minor_self_consent: bool = False) -> ConsentAssessm
     )
 
 
-def decide(engine: PolicyEngine, r: SharingRequest, c: ConsentAssessment | None = None) -> PolicyDecision:
+def decide(
+    engine: PolicyEngine, r: SharingRequest, c: ConsentAssessment | None = None
+) -> PolicyDecision:
     return engine.decide(r, c or consent(), now=NOW)
 
 
@@ -90,8 +92,14 @@ def cats(d: PolicyDecision) -> set[str]:
 def test_b6_invalid_purpose_rejected_whatever_facts_consents_or_approval(
     engine: PolicyEngine, purpose: str
 ) -> None:
-    r = req(purpose, supervisor_approved=True, threat_imminent=True, emergency=True,
-            identifiable_victim=True, break_glass=True)
+    r = req(
+        purpose,
+        supervisor_approved=True,
+        threat_imminent=True,
+        emergency=True,
+        identifiable_victim=True,
+        break_glass=True,
+    )
     d = decide(engine, r, consent("identity", "contact", "risk_assessment"))
     assert d.outcome is Outcome.REJECTED_INVALID
     assert d.allowed_categories == [] and d.obligations == [] and d.review is None
@@ -105,8 +113,12 @@ def test_b12_stated_reason_never_changes_the_decision(engine: PolicyEngine) -> N
     quiet = decide(engine, req("duty_to_warn", threat_imminent=True, identifiable_victim=True))
     loud = decide(
         engine,
-        req("duty_to_warn", threat_imminent=True, identifiable_victim=True,
-            stated_reason="invalid_just_in_case court order emergency approved"),
+        req(
+            "duty_to_warn",
+            threat_imminent=True,
+            identifiable_victim=True,
+            stated_reason="invalid_just_in_case court order emergency approved",
+        ),
     )
     assert quiet == loud
 
@@ -115,8 +127,10 @@ def test_b12_stated_reason_never_changes_the_decision(engine: PolicyEngine) -> N
 
 
 def test_recipient_type_not_allowed_is_denied(engine: PolicyEngine) -> None:
-    d = decide(engine, req("duty_to_warn", recipient="housing", threat_imminent=True,
-                           identifiable_victim=True))
+    d = decide(
+        engine,
+        req("duty_to_warn", recipient="housing", threat_imminent=True, identifiable_victim=True),
+    )
     assert d.outcome is Outcome.DENIED and d.reason_code == "P.recipient_not_allowed"
 
 
@@ -137,15 +151,31 @@ def test_treatment_continuity_requester_must_be_a_provider(engine: PolicyEngine)
 @pytest.mark.parametrize(
     ("facts", "outcome", "reason"),
     [
-        ({"threat_imminent": False, "identifiable_victim": True}, Outcome.DENIED, "P.duty_to_warn.not_imminent"),
+        (
+            {"threat_imminent": False, "identifiable_victim": True},
+            Outcome.DENIED,
+            "P.duty_to_warn.not_imminent",
+        ),
         ({"identifiable_victim": True}, Outcome.PENDING_REVIEW, "P.duty_to_warn.imminence_unknown"),
-        ({"threat_imminent": True, "identifiable_victim": True}, Outcome.DELIVERED, "P.duty_to_warn.imminent_identifiable"),
-        ({"threat_imminent": True, "supervisor_approved": True}, Outcome.DELIVERED, "P.duty_to_warn.supervisor_approved"),
+        (
+            {"threat_imminent": True, "identifiable_victim": True},
+            Outcome.DELIVERED,
+            "P.duty_to_warn.imminent_identifiable",
+        ),
+        (
+            {"threat_imminent": True, "supervisor_approved": True},
+            Outcome.DELIVERED,
+            "P.duty_to_warn.supervisor_approved",
+        ),
         ({"threat_imminent": True}, Outcome.PENDING_REVIEW, "P.duty_to_warn.permissive"),
     ],
 )
-def test_duty_to_warn_rows(engine: PolicyEngine, facts: dict[str, Any], outcome: Outcome, reason: str) -> None:
-    d = decide(engine, req("duty_to_warn", cats=("identity", "risk_assessment", "mental_health"), **facts))
+def test_duty_to_warn_rows(
+    engine: PolicyEngine, facts: dict[str, Any], outcome: Outcome, reason: str
+) -> None:
+    d = decide(
+        engine, req("duty_to_warn", cats=("identity", "risk_assessment", "mental_health"), **facts)
+    )
     assert d.outcome is outcome and d.reason_code == reason
     if outcome is Outcome.PENDING_REVIEW:
         assert d.review is not None
@@ -162,50 +192,81 @@ def test_review_names_unknown_decisive_facts(engine: PolicyEngine) -> None:
 
 @pytest.mark.parametrize(
     ("facts", "outcome"),
-    [({"threat_imminent": False}, Outcome.DENIED), ({}, Outcome.PENDING_REVIEW),
-     ({"threat_imminent": True}, Outcome.DELIVERED)],
+    [
+        ({"threat_imminent": False}, Outcome.DENIED),
+        ({}, Outcome.PENDING_REVIEW),
+        ({"threat_imminent": True}, Outcome.DELIVERED),
+    ],
 )
 def test_imminent_self_harm(engine: PolicyEngine, facts: dict[str, Any], outcome: Outcome) -> None:
-    d = decide(engine, req("imminent_self_harm", recipient="health",
-                           cats=("identity", "mental_health", "housing"), **facts))
+    d = decide(
+        engine,
+        req(
+            "imminent_self_harm",
+            recipient="health",
+            cats=("identity", "mental_health", "housing"),
+            **facts,
+        ),
+    )
     assert d.outcome is outcome
     if outcome is Outcome.DELIVERED:
         assert cats(d) == {"identity", "mental_health"}
-        assert set(d.obligations) == {O.NOTIFY_CLIENT, O.RETROSPECTIVE_REVIEW, O.MINIMUM_NECESSARY_APPLIED}
+        assert set(d.obligations) == {
+            OB.NOTIFY_CLIENT,
+            OB.RETROSPECTIVE_REVIEW,
+            OB.MINIMUM_NECESSARY_APPLIED,
+        }
 
 
 def test_child_safeguarding_needs_a_recorded_concern(engine: PolicyEngine) -> None:
     c = ("identity", "household_family", "safeguarding_concerns")
-    without = req("child_safeguarding", recipient="child_protective_services", cats=c,
-                  fields=("identity", "household_family"))
+    without = req(
+        "child_safeguarding",
+        recipient="child_protective_services",
+        cats=c,
+        fields=("identity", "household_family"),
+    )
     assert decide(engine, without).reason_code == "P.child_safeguarding.no_concern_recorded"
     d = decide(engine, req("child_safeguarding", recipient="child_protective_services", cats=c))
     assert d.outcome is Outcome.DELIVERED and cats(d) == set(c)
 
 
 def test_adult_safeguarding_consent_path_narrows_to_consent(engine: PolicyEngine) -> None:
-    r = req("adult_safeguarding", requester="social_services", recipient="adult_protective_services",
-            cats=("identity", "safeguarding_concerns", "financial"))
+    r = req(
+        "adult_safeguarding",
+        requester="social_services",
+        recipient="adult_protective_services",
+        cats=("identity", "safeguarding_concerns", "financial"),
+    )
     d = decide(engine, r, consent("identity", "safeguarding_concerns"))
     assert d.outcome is Outcome.DELIVERED and d.consent_based
     assert cats(d) == {"identity", "safeguarding_concerns"}
     assert d.consents_used == [REF]
     # consent basis: no O1 notification obligation
-    assert set(d.obligations) == {O.MINIMUM_NECESSARY_APPLIED}
+    assert set(d.obligations) == {OB.MINIMUM_NECESSARY_APPLIED}
 
 
 def test_adult_safeguarding_without_consent(engine: PolicyEngine) -> None:
-    base = {"requester": "social_services", "recipient": "adult_protective_services",
-            "cats": ("identity", "safeguarding_concerns")}
+    base = {
+        "requester": "social_services",
+        "recipient": "adult_protective_services",
+        "cats": ("identity", "safeguarding_concerns"),
+    }
     assert decide(engine, req("adult_safeguarding", **base)).outcome is Outcome.PENDING_REVIEW
-    d = decide(engine, req("adult_safeguarding", supervisor_approved=True, informing_increases_risk=True, **base))
+    d = decide(
+        engine,
+        req("adult_safeguarding", supervisor_approved=True, informing_increases_risk=True, **base),
+    )
     assert d.outcome is Outcome.DELIVERED and not d.consent_based
-    assert set(d.obligations) == {O.NOTIFICATION_WITHHELD_RISK, O.MINIMUM_NECESSARY_APPLIED}
+    assert set(d.obligations) == {OB.NOTIFICATION_WITHHELD_RISK, OB.MINIMUM_NECESSARY_APPLIED}
 
 
 def test_consent_based_sharing_only_consented_profile_categories(engine: PolicyEngine) -> None:
-    r = req("consent_based_sharing", recipient="housing",
-            cats=("identity", "housing", "mental_health", "third_party_information"))
+    r = req(
+        "consent_based_sharing",
+        recipient="housing",
+        cats=("identity", "housing", "mental_health", "third_party_information"),
+    )
     d = decide(engine, r, consent("identity", "housing"))
     assert d.outcome is Outcome.DELIVERED and cats(d) == {"identity", "housing"}
     assert d.consent_based and d.consents_used == [REF] and d.obligations == []
@@ -220,7 +281,9 @@ def test_care_coordination_never_psychotherapy_notes(engine: PolicyEngine) -> No
 
 
 def test_treatment_continuity_consent_adds_special_categories(engine: PolicyEngine) -> None:
-    r = req("treatment_continuity", recipient="health", cats=("identity", "hiv_status", "financial"))
+    r = req(
+        "treatment_continuity", recipient="health", cats=("identity", "hiv_status", "financial")
+    )
     plain = decide(engine, r)
     assert cats(plain) == {"identity"} and not plain.consent_based and plain.consents_used == []
     d = decide(engine, r, consent("hiv_status", "financial"))
@@ -231,24 +294,41 @@ def test_treatment_continuity_consent_adds_special_categories(engine: PolicyEngi
 def test_law_enforcement_request(engine: PolicyEngine) -> None:
     r = req("law_enforcement_request", requester="health", cats=("identity", "mental_health"))
     assert decide(engine, r).outcome is Outcome.PENDING_REVIEW
-    ok = decide(engine, req("law_enforcement_request", requester="health",
-                            cats=("identity", "mental_health"), supervisor_approved=True))
+    ok = decide(
+        engine,
+        req(
+            "law_enforcement_request",
+            requester="health",
+            cats=("identity", "mental_health"),
+            supervisor_approved=True,
+        ),
+    )
     assert cats(ok) == {"identity"}
 
 
 def test_colleague_consultation_is_de_identified(engine: PolicyEngine) -> None:
-    d = decide(engine, req("colleague_consultation", recipient="mental_health",
-                           cats=("identity", "contact", "case_narrative")))
+    d = decide(
+        engine,
+        req(
+            "colleague_consultation",
+            recipient="mental_health",
+            cats=("identity", "contact", "case_narrative"),
+        ),
+    )
     assert cats(d) == {"case_narrative"}
 
 
 def test_audit_oversight_to_oversight_body(engine: PolicyEngine) -> None:
-    d = decide(engine, req("audit_oversight", recipient="oversight_body", cats=("identity", "financial")))
-    assert cats(d) == {"identity"} and d.obligations == [O.MINIMUM_NECESSARY_APPLIED]
+    d = decide(
+        engine, req("audit_oversight", recipient="oversight_body", cats=("identity", "financial"))
+    )
+    assert cats(d) == {"identity"} and d.obligations == [OB.MINIMUM_NECESSARY_APPLIED]
 
 
 def test_client_own_request_risk_goes_to_review(engine: PolicyEngine) -> None:
-    d = decide(engine, req("client_own_request", recipient="data_subject", informing_increases_risk=True))
+    d = decide(
+        engine, req("client_own_request", recipient="data_subject", informing_increases_risk=True)
+    )
     assert d.outcome is Outcome.PENDING_REVIEW and d.allowed_categories == []
 
 
@@ -259,34 +339,69 @@ def order(by_judge: bool | None, *covers: str) -> dict[str, Any]:
     return {"issued_by_judge": by_judge, "covers_categories": list(covers)}
 
 
-def test_b5_judges_order_yields_exactly_what_it_covers_hard_blocks_included(engine: PolicyEngine) -> None:
-    r = req("court_order", requester="social_services", recipient="court",
-            cats=("identity", "sealed_court_record", "mental_health"),
-            court_order=order(True, "identity", "sealed_court_record"))
+def test_b5_judges_order_yields_exactly_what_it_covers_hard_blocks_included(
+    engine: PolicyEngine,
+) -> None:
+    r = req(
+        "court_order",
+        requester="social_services",
+        recipient="court",
+        cats=("identity", "sealed_court_record", "mental_health"),
+        court_order=order(True, "identity", "sealed_court_record"),
+    )
     d = decide(engine, r)
     assert cats(d) == {"identity", "sealed_court_record"}
-    assert set(d.obligations) == {O.NOTIFY_CLIENT}
+    assert set(d.obligations) == {OB.NOTIFY_CLIENT}
 
 
 @pytest.mark.parametrize("jurisdiction", ["us_baseline", "uk_england"])
-def test_b5_subpoena_never_yields_protected_classes(engine: PolicyEngine, jurisdiction: str) -> None:
-    protected = ("psychotherapy_notes", "privileged_communication", "sealed_court_record",
-                 "third_party_information")
-    d = decide(engine, req("subpoena", requester="health", recipient="court", jurisdiction=jurisdiction,
-                           cats=(*protected, "substance_use_part2", "identity")))
+def test_b5_subpoena_never_yields_protected_classes(
+    engine: PolicyEngine, jurisdiction: str
+) -> None:
+    protected = (
+        "psychotherapy_notes",
+        "privileged_communication",
+        "sealed_court_record",
+        "third_party_information",
+    )
+    d = decide(
+        engine,
+        req(
+            "subpoena",
+            requester="health",
+            recipient="court",
+            jurisdiction=jurisdiction,
+            cats=(*protected, "substance_use_part2", "identity"),
+        ),
+    )
     assert d.outcome is Outcome.PENDING_REVIEW and d.allowed_categories == []
     assert d.review is not None
     expected = {D.IDENTITY} | ({D.SUBSTANCE_USE_PART2} if jurisdiction == "uk_england" else set())
     assert set(d.review.max_categories) == expected
-    only = decide(engine, req("subpoena", requester="health", recipient="court",
-                              jurisdiction=jurisdiction, cats=protected))
+    only = decide(
+        engine,
+        req(
+            "subpoena",
+            requester="health",
+            recipient="court",
+            jurisdiction=jurisdiction,
+            cats=protected,
+        ),
+    )
     assert only.outcome is Outcome.DENIED
 
 
 def test_b5_order_not_signed_by_a_judge_is_a_subpoena(engine: PolicyEngine) -> None:
-    d = decide(engine, req("court_order", requester="health", recipient="court",
-                           cats=("identity", "psychotherapy_notes"),
-                           court_order=order(None, "identity", "psychotherapy_notes")))
+    d = decide(
+        engine,
+        req(
+            "court_order",
+            requester="health",
+            recipient="court",
+            cats=("identity", "psychotherapy_notes"),
+            court_order=order(None, "identity", "psychotherapy_notes"),
+        ),
+    )
     assert d.outcome is Outcome.PENDING_REVIEW and d.reason_code == "P.subpoena.review"
     assert d.review is not None and d.review.max_categories == [D.IDENTITY]
     assert "subpoena" in d.explanation
@@ -299,41 +414,61 @@ SUT = "substance_use_treatment"
 
 
 def test_g1_subpoena_and_police_denied(engine: PolicyEngine) -> None:
-    assert decide(engine, req("subpoena", requester=SUT, recipient="court")).reason_code == "G1.subpoena"
+    assert (
+        decide(engine, req("subpoena", requester=SUT, recipient="court")).reason_code
+        == "G1.subpoena"
+    )
     d = decide(engine, req("law_enforcement_request", requester=SUT, supervisor_approved=True))
     assert d.reason_code == "G1.law_enforcement_request"
 
 
 def test_g1_court_order_must_list_part2(engine: PolicyEngine) -> None:
-    d = decide(engine, req("court_order", requester=SUT, recipient="court", cats=("identity",),
-                           court_order=order(True, "identity")))
+    d = decide(
+        engine,
+        req(
+            "court_order",
+            requester=SUT,
+            recipient="court",
+            cats=("identity",),
+            court_order=order(True, "identity"),
+        ),
+    )
     assert d.outcome is Outcome.DENIED and d.reason_code == "G1.court_order.part2_not_listed"
 
 
 def test_g1_threat_goes_to_review_even_with_identifiable_victim(engine: PolicyEngine) -> None:
-    d = decide(engine, req("duty_to_warn", requester=SUT, threat_imminent=True, identifiable_victim=True))
+    d = decide(
+        engine, req("duty_to_warn", requester=SUT, threat_imminent=True, identifiable_victim=True)
+    )
     assert d.outcome is Outcome.PENDING_REVIEW and d.reason_code == "G1.threat.review"
     no = decide(engine, req("duty_to_warn", requester=SUT, threat_imminent=False))
     assert no.outcome is Outcome.DENIED
 
 
 def test_g1_adult_safeguarding_needs_consent_else_review(engine: PolicyEngine) -> None:
-    base = {"requester": SUT, "recipient": "adult_protective_services",
-            "cats": ("identity", "safeguarding_concerns")}
+    base = {
+        "requester": SUT,
+        "recipient": "adult_protective_services",
+        "cats": ("identity", "safeguarding_concerns"),
+    }
     d = decide(engine, req("adult_safeguarding", supervisor_approved=True, **base))
     assert d.outcome is Outcome.PENDING_REVIEW
     ok = decide(engine, req("adult_safeguarding", **base), consent("identity"))
     assert ok.outcome is Outcome.DELIVERED and cats(ok) == {"identity"}
-    assert O.REDISCLOSURE_NOTICE_PART2 in ok.obligations
+    assert OB.REDISCLOSURE_NOTICE_PART2 in ok.obligations
 
 
 def test_g1_treatment_every_category_needs_consent(engine: PolicyEngine) -> None:
-    r = req("treatment_continuity", requester=SUT, recipient="health",
-            cats=("identity", "physical_health", "substance_use_part2"))
+    r = req(
+        "treatment_continuity",
+        requester=SUT,
+        recipient="health",
+        cats=("identity", "physical_health", "substance_use_part2"),
+    )
     assert decide(engine, r).outcome is Outcome.DENIED
     d = decide(engine, r, consent("identity", "substance_use_part2"))
     assert cats(d) == {"identity", "substance_use_part2"} and d.consent_based
-    assert set(d.obligations) == {O.REDISCLOSURE_NOTICE_PART2, O.MINIMUM_NECESSARY_APPLIED}
+    assert set(d.obligations) == {OB.REDISCLOSURE_NOTICE_PART2, OB.MINIMUM_NECESSARY_APPLIED}
 
 
 # --- gate G2 (school, FERPA) --------------------------------------------------------------
@@ -341,12 +476,17 @@ def test_g1_treatment_every_category_needs_consent(engine: PolicyEngine) -> None
 
 def test_g2_school_emergency_rules(engine: PolicyEngine) -> None:
     base = {"requester": "school", "threat_imminent": True, "identifiable_victim": True}
-    assert decide(engine, req("duty_to_warn", emergency=False, **base)).reason_code == "G2.emergency_false"
+    assert (
+        decide(engine, req("duty_to_warn", emergency=False, **base)).reason_code
+        == "G2.emergency_false"
+    )
     unknown = decide(engine, req("duty_to_warn", **base))
-    assert unknown.outcome is Outcome.PENDING_REVIEW and unknown.reason_code == "G2.emergency_unknown"
+    assert (
+        unknown.outcome is Outcome.PENDING_REVIEW and unknown.reason_code == "G2.emergency_unknown"
+    )
     ok = decide(engine, req("duty_to_warn", emergency=True, **base))
     assert ok.outcome is Outcome.DELIVERED
-    assert O.REDISCLOSURE_NOTICE_FERPA in ok.obligations
+    assert OB.REDISCLOSURE_NOTICE_FERPA in ok.obligations
     # G2 runs before table P: an unknown emergency sends even a non-imminent threat to review
     g2_first = decide(engine, req("duty_to_warn", requester="school", threat_imminent=False))
     assert g2_first.outcome is Outcome.PENDING_REVIEW
@@ -359,40 +499,76 @@ def test_g2_school_police_request_denied(engine: PolicyEngine) -> None:
 
 def test_g2_child_safeguarding_scope_without_emergency(engine: PolicyEngine) -> None:
     c = ("identity", "education", "safeguarding_concerns")
-    d = decide(engine, req("child_safeguarding", requester="school",
-                           recipient="child_protective_services", cats=c))
+    d = decide(
+        engine,
+        req(
+            "child_safeguarding", requester="school", recipient="child_protective_services", cats=c
+        ),
+    )
     assert cats(d) == {"identity", "safeguarding_concerns"}
-    assert O.REDISCLOSURE_NOTICE_FERPA not in d.obligations
-    e = decide(engine, req("child_safeguarding", requester="school",
-                           recipient="child_protective_services", cats=c, emergency=True))
-    assert cats(e) == set(c) and O.REDISCLOSURE_NOTICE_FERPA in e.obligations
+    assert OB.REDISCLOSURE_NOTICE_FERPA not in d.obligations
+    e = decide(
+        engine,
+        req(
+            "child_safeguarding",
+            requester="school",
+            recipient="child_protective_services",
+            cats=c,
+            emergency=True,
+        ),
+    )
+    assert cats(e) == set(c) and OB.REDISCLOSURE_NOTICE_FERPA in e.obligations
 
 
 def test_gates_do_not_apply_in_england(engine: PolicyEngine) -> None:
-    d = decide(engine, req("duty_to_warn", requester=SUT, jurisdiction="uk_england",
-                           threat_imminent=True, identifiable_victim=True))
+    d = decide(
+        engine,
+        req(
+            "duty_to_warn",
+            requester=SUT,
+            jurisdiction="uk_england",
+            threat_imminent=True,
+            identifiable_victim=True,
+        ),
+    )
     assert d.outcome is Outcome.DELIVERED
-    assert O.REDISCLOSURE_NOTICE_PART2 not in d.obligations
+    assert OB.REDISCLOSURE_NOTICE_PART2 not in d.obligations
 
 
 # --- minors ---------------------------------------------------------------------------------
 
 
-def test_minors_us_part2_or_sexual_health_go_to_review_even_without_consent(engine: PolicyEngine) -> None:
-    r = req("consent_based_sharing", recipient="health", subject_is_minor=True,
-            cats=("identity", "sexual_reproductive_health"))
+def test_minors_us_part2_or_sexual_health_go_to_review_even_without_consent(
+    engine: PolicyEngine,
+) -> None:
+    r = req(
+        "consent_based_sharing",
+        recipient="health",
+        subject_is_minor=True,
+        cats=("identity", "sexual_reproductive_health"),
+    )
     d = decide(engine, r)
-    assert d.outcome is Outcome.PENDING_REVIEW and d.reason_code == "P.minors.part2_or_sexual_health"
+    assert (
+        d.outcome is Outcome.PENDING_REVIEW and d.reason_code == "P.minors.part2_or_sexual_health"
+    )
     assert d.review is not None
     assert set(d.review.max_categories) == {D.IDENTITY, D.SEXUAL_REPRODUCTIVE_HEALTH}
-    plain = decide(engine, req("consent_based_sharing", recipient="health", subject_is_minor=True,
-                               cats=("identity",)), consent("identity"))
+    plain = decide(
+        engine,
+        req("consent_based_sharing", recipient="health", subject_is_minor=True, cats=("identity",)),
+        consent("identity"),
+    )
     assert plain.outcome is Outcome.DELIVERED
 
 
 def test_minors_uk_self_consent_goes_to_review(engine: PolicyEngine) -> None:
-    r = req("consent_based_sharing", recipient="health", jurisdiction="uk_england",
-            subject_is_minor=True, cats=("identity",))
+    r = req(
+        "consent_based_sharing",
+        recipient="health",
+        jurisdiction="uk_england",
+        subject_is_minor=True,
+        cats=("identity",),
+    )
     d = decide(engine, r, consent(minor_self_consent=True))
     assert d.outcome is Outcome.PENDING_REVIEW and d.reason_code == "P.minors.competence"
 
@@ -401,7 +577,9 @@ def test_minors_uk_self_consent_goes_to_review(engine: PolicyEngine) -> None:
 
 
 def test_nothing_in_common_with_profile_denied_even_where_review(engine: PolicyEngine) -> None:
-    d = decide(engine, req("duty_to_warn", threat_imminent=True, cats=("mental_health", "financial")))
+    d = decide(
+        engine, req("duty_to_warn", threat_imminent=True, cats=("mental_health", "financial"))
+    )
     assert d.outcome is Outcome.DENIED and d.reason_code == "step5.nothing_reviewable"
     assert d.review is None and d.allowed_categories == []
 
@@ -410,45 +588,83 @@ def test_nothing_in_common_with_profile_denied_even_where_review(engine: PolicyE
 
 
 def test_uk_part2_is_ordinary_health_data_in_four_profiles(engine: PolicyEngine) -> None:
-    for purpose, recipient in (("treatment_continuity", "health"), ("imminent_self_harm", "health")):
+    for purpose, recipient in (
+        ("treatment_continuity", "health"),
+        ("imminent_self_harm", "health"),
+    ):
         f = {"threat_imminent": True}
-        uk = decide(engine, req(purpose, recipient=recipient, jurisdiction="uk_england",
-                                cats=("identity", "substance_use_part2"), **f))
-        us = decide(engine, req(purpose, recipient=recipient, cats=("identity", "substance_use_part2"), **f))
+        uk = decide(
+            engine,
+            req(
+                purpose,
+                recipient=recipient,
+                jurisdiction="uk_england",
+                cats=("identity", "substance_use_part2"),
+                **f,
+            ),
+        )
+        us = decide(
+            engine, req(purpose, recipient=recipient, cats=("identity", "substance_use_part2"), **f)
+        )
         assert cats(uk) == {"identity", "substance_use_part2"}
         assert cats(us) == {"identity"}
 
 
 def test_uk_client_psychotherapy_notes_go_to_review(engine: PolicyEngine) -> None:
-    d = decide(engine, req("client_own_request", recipient="data_subject", jurisdiction="uk_england",
-                           cats=("identity", "psychotherapy_notes")))
+    d = decide(
+        engine,
+        req(
+            "client_own_request",
+            recipient="data_subject",
+            jurisdiction="uk_england",
+            cats=("identity", "psychotherapy_notes"),
+        ),
+    )
     assert d.outcome is Outcome.PENDING_REVIEW
     assert d.review is not None and D.PSYCHOTHERAPY_NOTES in d.review.max_categories
 
 
 def test_uk_obligations_minimum_necessary_without_us_exceptions(engine: PolicyEngine) -> None:
     d = decide(engine, req("treatment_continuity", recipient="health", jurisdiction="uk_england"))
-    assert d.obligations == [O.MINIMUM_NECESSARY_APPLIED]
+    assert d.obligations == [OB.MINIMUM_NECESSARY_APPLIED]
 
 
 # --- break-glass and O2 --------------------------------------------------------------------
 
 
-def test_break_glass_treats_emergency_as_true_and_opens_retrospective_review(engine: PolicyEngine) -> None:
-    d = decide(engine, req("medical_emergency", recipient="health", break_glass=True,
-                           cats=("identity", "physical_health")))
+def test_break_glass_treats_emergency_as_true_and_opens_retrospective_review(
+    engine: PolicyEngine,
+) -> None:
+    d = decide(
+        engine,
+        req(
+            "medical_emergency",
+            recipient="health",
+            break_glass=True,
+            cats=("identity", "physical_health"),
+        ),
+    )
     assert d.outcome is Outcome.DELIVERED
-    assert O.RETROSPECTIVE_REVIEW in d.obligations
+    assert OB.RETROSPECTIVE_REVIEW in d.obligations
     assert "Break-glass" in d.explanation
-    adult = decide(engine, req("adult_safeguarding", requester="social_services",
-                               recipient="adult_protective_services", break_glass=True,
-                               cats=("identity", "safeguarding_concerns")))
-    assert adult.outcome is Outcome.DELIVERED and O.RETROSPECTIVE_REVIEW in adult.obligations
+    adult = decide(
+        engine,
+        req(
+            "adult_safeguarding",
+            requester="social_services",
+            recipient="adult_protective_services",
+            break_glass=True,
+            cats=("identity", "safeguarding_concerns"),
+        ),
+    )
+    assert adult.outcome is Outcome.DELIVERED and OB.RETROSPECTIVE_REVIEW in adult.obligations
 
 
-def test_o2_no_retrospective_review_when_supervisor_approved_beforehand(engine: PolicyEngine) -> None:
+def test_o2_no_retrospective_review_when_supervisor_approved_beforehand(
+    engine: PolicyEngine,
+) -> None:
     d = decide(engine, req("duty_to_warn", threat_imminent=True, supervisor_approved=True))
-    assert O.RETROSPECTIVE_REVIEW not in d.obligations
+    assert OB.RETROSPECTIVE_REVIEW not in d.obligations
 
 
 # --- B1 for every purpose ------------------------------------------------------------------
@@ -460,11 +676,21 @@ def test_b1_only_delivered_outcomes_carry_categories_and_obligations(
     engine: PolicyEngine, purpose: str, jurisdiction: str
 ) -> None:
     for recipient in ("police", "health", "data_subject", "oversight_body"):
-        d = decide(engine, req(purpose, recipient=recipient, jurisdiction=jurisdiction,
-                               cats=tuple(k.value for k in D)), consent("identity"))
+        d = decide(
+            engine,
+            req(
+                purpose,
+                recipient=recipient,
+                jurisdiction=jurisdiction,
+                cats=tuple(k.value for k in D),
+            ),
+            consent("identity"),
+        )
         if d.outcome is Outcome.DELIVERED:
             assert d.allowed_categories
-            assert not {D.THIRD_PARTY_INFORMATION, D.SEALED_COURT_RECORD} & set(d.allowed_categories)
+            assert not {D.THIRD_PARTY_INFORMATION, D.SEALED_COURT_RECORD} & set(
+                d.allowed_categories
+            )
         else:
             assert d.allowed_categories == [] and d.obligations == [] and d.consents_used == []
         assert (d.review is not None) is (d.outcome is Outcome.PENDING_REVIEW)
@@ -474,53 +700,83 @@ def test_b1_only_delivered_outcomes_carry_categories_and_obligations(
 
 
 def test_decide_after_review_never_wider_than_max(engine: PolicyEngine) -> None:
-    r = req("duty_to_warn", threat_imminent=True, informing_increases_risk=False,
-            cats=("identity", "contact", "mental_health"))
+    r = req(
+        "duty_to_warn",
+        threat_imminent=True,
+        informing_increases_risk=False,
+        cats=("identity", "contact", "mental_health"),
+    )
     pending = decide(engine, r)
     assert pending.review is not None
     assert set(pending.review.max_categories) == {D.IDENTITY, D.CONTACT}
-    d = engine.decide_after_review(r, consent(), pending, approved_categories=[D.IDENTITY],
-                                   reviewer_id="pr-rev-1", now=NOW)
+    d = engine.decide_after_review(
+        r, consent(), pending, approved_categories=[D.IDENTITY], reviewer_id="pr-rev-1", now=NOW
+    )
     assert d.outcome is Outcome.DELIVERED and d.allowed_categories == [D.IDENTITY]
     assert d.decided_by == "pr-rev-1"
-    assert set(d.obligations) == {O.NOTIFY_CLIENT, O.RETROSPECTIVE_REVIEW, O.MINIMUM_NECESSARY_APPLIED}
+    assert set(d.obligations) == {
+        OB.NOTIFY_CLIENT,
+        OB.RETROSPECTIVE_REVIEW,
+        OB.MINIMUM_NECESSARY_APPLIED,
+    }
     with pytest.raises(ValueError, match="exceed"):
-        engine.decide_after_review(r, consent(), pending, approved_categories=[D.MENTAL_HEALTH],
-                                   reviewer_id="pr-rev-1", now=NOW)
+        engine.decide_after_review(
+            r,
+            consent(),
+            pending,
+            approved_categories=[D.MENTAL_HEALTH],
+            reviewer_id="pr-rev-1",
+            now=NOW,
+        )
     with pytest.raises(ValueError, match="no category"):
-        engine.decide_after_review(r, consent(), pending, approved_categories=[],
-                                   reviewer_id="pr-rev-1", now=NOW)
+        engine.decide_after_review(
+            r, consent(), pending, approved_categories=[], reviewer_id="pr-rev-1", now=NOW
+        )
 
 
 def test_decide_many_matches_decide(engine: PolicyEngine) -> None:
     items = [
         (req("duty_to_warn", threat_imminent=True), consent()),
         (req("invalid_just_in_case"), consent()),
-        (req("consent_based_sharing", recipient="housing", jurisdiction="uk_england"), consent("identity")),
+        (
+            req("consent_based_sharing", recipient="housing", jurisdiction="uk_england"),
+            consent("identity"),
+        ),
         (req("subpoena", requester="health", recipient="court"), consent()),
     ]
     assert engine.decide_many(items, now=NOW) == [engine.decide(r, c, now=NOW) for r, c in items]
 
 
-def test_cache_never_changes_an_answer() -> None:
-    cold = PolicyEngine.load()
-    cold._cache_size = 0
-    warm = PolicyEngine.load()
-    r = req("adult_safeguarding", requester="social_services", recipient="adult_protective_services",
-            cats=("identity", "safeguarding_concerns"))
+def test_cache_never_changes_an_answer(engine: PolicyEngine) -> None:
+    cold = PolicyEngine({p: engine.compiled(p) for p in engine.pack_ids}, cache_size=0)
+    warm = PolicyEngine({p: engine.compiled(p) for p in engine.pack_ids})
+    r = req(
+        "adult_safeguarding",
+        requester="social_services",
+        recipient="adult_protective_services",
+        cats=("identity", "safeguarding_concerns"),
+    )
     for _ in range(2):
-        assert warm.decide(r, consent("identity"), now=NOW) == cold.decide(r, consent("identity"), now=NOW)
+        assert warm.decide(r, consent("identity"), now=NOW) == cold.decide(
+            r, consent("identity"), now=NOW
+        )
 
 
 def test_us_ca_unknown_imminence_with_identifiable_victim_delivers(engine: PolicyEngine) -> None:
     r = req("duty_to_warn", identifiable_victim=True)
     assert engine.decide(r, consent(), now=NOW).outcome is Outcome.PENDING_REVIEW
     ca = engine.decide_with_pack("us_ca", r, consent(), now=NOW)
-    assert ca.outcome is Outcome.DELIVERED and ca.reason_code == "CA.duty_to_warn.identifiable_victim"
+    assert (
+        ca.outcome is Outcome.DELIVERED and ca.reason_code == "CA.duty_to_warn.identifiable_victim"
+    )
     assert ca.pack_id == "us_ca"
-    assert O.RETROSPECTIVE_REVIEW in ca.obligations
-    denied = engine.decide_with_pack("us_ca", req("duty_to_warn", identifiable_victim=True,
-                                                   threat_imminent=False), consent(), now=NOW)
+    assert OB.RETROSPECTIVE_REVIEW in ca.obligations
+    denied = engine.decide_with_pack(
+        "us_ca",
+        req("duty_to_warn", identifiable_victim=True, threat_imminent=False),
+        consent(),
+        now=NOW,
+    )
     assert denied.outcome is Outcome.DENIED
 
 

@@ -111,7 +111,9 @@ def test_fixture_decides_as_its_folder_says(
     ids = {c.rule_of[r] for r in answer.diagnostics.reasons}
     assert doc["expected_policy_id"] in ids
     # ... and the per-purpose slice the engine uses answers the same
-    purpose = request["resource" if request["action"]["id"] in ("deliver", "review") else "principal"]
+    purpose = request[
+        "resource" if request["action"]["id"] in ("deliver", "review") else "principal"
+    ]
     sliced = cedarpy.is_authorized(request, c.slices[purpose["id"]], c.entities)
     assert sliced.allowed is answer.allowed
     assert {c.rule_of[r] for r in sliced.diagnostics.reasons} == ids

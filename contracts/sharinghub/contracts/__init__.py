@@ -28,6 +28,8 @@ from sharinghub.contracts.events import (
     DeadLetter,
     InboxMessage,
     OutcomeEvent,
+    RetractionAck,
+    RetractionNotice,
     ReviewCase,
     ReviewDecision,
 )
@@ -98,6 +100,8 @@ __all__ = [
     "RecordedBy",
     "RedactionResult",
     "Requester",
+    "RetractionAck",
+    "RetractionNotice",
     "ReviewCase",
     "ReviewDecision",
     "ReviewRequirement",

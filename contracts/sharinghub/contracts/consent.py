@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
-from sharinghub.contracts.base import SCHEMA_VERSION, AgencyId, Contract, SubjectId
+from sharinghub.contracts.base import AgencyId, Contract, SubjectId
 from sharinghub.contracts.vocabulary import AgencyType, ConsentGrantor, DataCategory, Purpose
 
 ConsentId = Annotated[

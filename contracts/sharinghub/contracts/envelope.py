@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from sharinghub.contracts.base import SCHEMA_VERSION, Contract
+from sharinghub.contracts.base import Contract
 from sharinghub.contracts.consent import ConsentId, Version
 from sharinghub.contracts.request import SharingRequest
 from sharinghub.contracts.vocabulary import DataCategory, Obligation, Outcome, Stage

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from sharinghub.contracts.base import SCHEMA_VERSION, AgencyId, Contract, RequestId
+from sharinghub.contracts.base import AgencyId, Contract, RequestId
 from sharinghub.contracts.envelope import ConsentRef, DeliveredField, Notice, ReviewRequirement
 from sharinghub.contracts.vocabulary import (
     DataCategory,
@@ -135,3 +135,34 @@ class ClientNotificationTask(Contract):
     purpose: Purpose
     categories_shared: list[DataCategory] = Field(description="What was shared (categories).")
     created_at: AwareDatetime
+
+
+class RetractionNotice(Contract):
+    """On the recipient's inbox: consent behind an earlier disclosure has been withdrawn.
+
+    Further use of the data needs another lawful basis. The recipient acknowledges it on
+    ``sharinghub.retractions.acks.v1``; unacknowledged notices are visible to governance.
+    """
+
+    schema_version: Literal["1"] = Field(default="1", description="Contract version.")
+    kind: Literal["retraction"] = Field(default="retraction", description="Message kind.")
+    retraction_id: str = Field(description="Unique id; quote it in the acknowledgement.")
+    consent_id: str = Field(description="The withdrawn consent directive.")
+    request_ids: list[RequestId] = Field(description="Deliveries that relied on it.")
+    revoked_at: AwareDatetime
+    message: str = Field(
+        description="Plain words: consent was withdrawn; further use needs another lawful basis."
+    )
+    issued_at: AwareDatetime
+
+
+class RetractionAck(Contract):
+    """A recipient's acknowledgement of a retraction notice."""
+
+    schema_version: Literal["1"] = Field(default="1", description="Contract version.")
+    retraction_id: str
+    agency_id: AgencyId = Field(description="The acknowledging (recipient) agency.")
+    acknowledged_by: str = Field(
+        min_length=1, max_length=100, description="Practitioner id (not a name)."
+    )
+    acknowledged_at: AwareDatetime

@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, Field, StrictBool, StringConstraints, model_validator
 
 from sharinghub.contracts.base import (
-    SCHEMA_VERSION,
     AgencyId,
     Contract,
     RequestId,
@@ -170,9 +169,7 @@ class SharingRequest(Contract):
     immutable inside the envelope; each stage only appends its own result.
     """
 
-    schema_version: Literal["1"] = Field(
-        default="1", description="Contract version of this event."
-    )
+    schema_version: Literal["1"] = Field(default="1", description="Contract version of this event.")
     request_id: RequestId
     jurisdiction: Jurisdiction = Field(
         description="Policy pack the request is judged under.", examples=["uk_england"]

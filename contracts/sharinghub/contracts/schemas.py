@@ -21,6 +21,8 @@ from sharinghub.contracts.events import (
     DeadLetter,
     InboxMessage,
     OutcomeEvent,
+    RetractionAck,
+    RetractionNotice,
     ReviewCase,
     ReviewDecision,
 )
@@ -81,6 +83,18 @@ MESSAGES: dict[str, tuple[type[BaseModel] | Any, str, str, str]] = {
         "What a recipient agency receives.",
         "request id",
     ),
+    "RetractionNotice": (
+        RetractionNotice,
+        "agency.{agency_id}.inbox.v1",
+        "Consent behind earlier deliveries was withdrawn (also on the inbox).",
+        "consent id",
+    ),
+    "RetractionAck": (
+        RetractionAck,
+        topics.RETRACTION_ACKS,
+        "A recipient acknowledges a retraction notice.",
+        "retraction id",
+    ),
 }
 
 
@@ -103,14 +117,15 @@ def build() -> dict[Path, str]:
     for name, (_, address, description, key) in MESSAGES.items():
         channel = address.replace(".", "_").replace("{agency_id}", "agency")
         params = {"agency_id": {"description": "Receiving agency id"}} if "{" in address else {}
-        channels[channel] = {
-            "address": address,
-            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
-            **({"parameters": params} if params else {}),
-        }
+        entry = channels.setdefault(
+            channel,
+            {"address": address, "messages": {}, **({"parameters": params} if params else {})},
+        )
+        entry["messages"][name] = {"$ref": f"#/components/messages/{name}"}
         operations[f"receive{name}"] = {
             "action": "receive",
             "channel": {"$ref": f"#/channels/{channel}"},
+            "messages": [{"$ref": f"#/channels/{channel}/messages/{name}"}],
             "summary": f"{description} Kafka key: {key}.",
         }
     doc = {

@@ -12,6 +12,7 @@ REVIEW_DECISIONS = "sharinghub.review.decisions.v1"
 OUTCOMES = "sharinghub.outcomes.v1"
 DLQ = "sharinghub.dlq.v1"
 NOTIFICATIONS = "sharinghub.notifications.v1"
+RETRACTION_ACKS = "sharinghub.retractions.acks.v1"
 
 PIPELINE_TOPICS: tuple[str, ...] = (
     REQUESTS,
@@ -24,6 +25,7 @@ PIPELINE_TOPICS: tuple[str, ...] = (
     OUTCOMES,
     DLQ,
     NOTIFICATIONS,
+    RETRACTION_ACKS,
 )
 
 _INBOX_PREFIX = "agency."

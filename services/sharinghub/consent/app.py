@@ -6,6 +6,8 @@ import asyncio
 
 from sharinghub.consent.domain import assess_consent
 from sharinghub.consent.materializer import DirectiveMaterializer
+from sharinghub.consent.retraction_service import RetractionSweeper, ack_processor
+from sharinghub.consent.retractions import RetractionStore
 from sharinghub.consent.store import ConsentRegistry
 from sharinghub.contracts import Envelope, SharingRequest, Stage, topics
 from sharinghub.runtime.app import SERVICE_VERSION, StageService
@@ -22,6 +24,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     """Wire the consent stage: registry on the configured database, directive reader, stage."""
     engine = create_engine_for(settings.database_url)
     registry = ConsentRegistry(engine)
+    retractions = RetractionStore(engine)
     keys = StageKeys.load(settings.resolved_keys_file())
     service: StageService
     materializer: DirectiveMaterializer | None = None
@@ -70,7 +73,10 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         stage=Stage.CONSENT,
         settings=settings,
         bootstrap_servers=bootstrap_servers,
-        subscriptions=[([topics.REQUESTS], on_requests)],
+        subscriptions=[
+            ([topics.REQUESTS], on_requests),
+            ([topics.RETRACTION_ACKS], ack_processor(retractions, settings.max_message_bytes)),
+        ],
         group_id="sharinghub-consent",
     )
 
@@ -85,11 +91,15 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         )
         await materializer.start()
 
+    sweeper = RetractionSweeper(retractions, service.publish_all)
+
     async def stop_materializer() -> None:
+        await sweeper.stop()
         if materializer is not None:
             await materializer.stop()
         engine.dispose()
 
     service.on_startup(start_materializer)
+    service.on_startup(sweeper.start)
     service.on_shutdown(stop_materializer)
     return service

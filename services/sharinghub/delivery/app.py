@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sharinghub.consent.domain import withdrawn_categories
+from sharinghub.consent.retractions import RetractionStore
 from sharinghub.consent.store import ConsentRegistry
 from sharinghub.contracts import DataCategory, Envelope, Outcome, ReviewCase, Stage, topics
 from sharinghub.delivery.audit_build import audit_record_for, outcome_event_for
@@ -31,6 +32,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     registry = ConsentRegistry(engine)
     recorder = DecisionRecorder(engine, AuditLedger(engine))
     reviews = ReviewStore(engine)
+    retractions = RetractionStore(engine)
     keys = StageKeys.load(settings.resolved_keys_file())
     due = timedelta(hours=settings.review_due_hours)
 
@@ -49,6 +51,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 out.extend(security_refusal(item, Stage.DELIVERY, problem, env.request_id))
                 continue
             item.span.set_attribute("sharinghub.request_id", env.request_id)
+            item.received_at = env.received_at
             ready.append((item, env))
         needs_recheck = {
             e.request.subject_id for _, e in ready if e.policy and e.policy.consent_based
@@ -60,6 +63,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         )
         effects: list[Effect] = []
         cases: list[tuple[ReviewCase, Envelope, dict[str, str]]] = []
+        consent_deliveries: list[tuple[str, str, str, datetime]] = []
         for item, env in ready:
             decision = env.policy
             assert decision is not None and env.consent is not None
@@ -116,6 +120,12 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             if case is not None:
                 cases.append((case, env, item.trace_headers()))
             effects.append(Effect(record, outputs))
+            consent_deliveries += [
+                (ref.consent_id, env.request_id, env.request.recipient.agency_id, now)
+                for ref in decision.consents_used
+            ]
+        # Known before anything is published, so a later revocation finds every recipient.
+        await asyncio.to_thread(retractions.record_deliveries, consent_deliveries)
         if cases:
             await asyncio.to_thread(reviews.open_cases, cases)
         prepared = await asyncio.to_thread(recorder.prepare, effects) if effects else None

@@ -23,6 +23,7 @@ from sharinghub.policy.reviews import ReviewStore
 from sharinghub.runtime.app import SERVICE_VERSION, StageService
 from sharinghub.runtime.codec import InvalidMessage, decode, encode
 from sharinghub.runtime.db import create_engine_for
+from sharinghub.runtime.metrics import review_queue_sampler
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.stage import Batch, Item, Output, rejection, security_refusal, utcnow
 from sharinghub.runtime.stamps import StageKeys, stamp, verify_chain
@@ -92,6 +93,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 )
                 continue
             item.span.set_attribute("sharinghub.request_id", env.request_id)
+            item.received_at = env.received_at
             ready.append((item, env))
         decisions = await asyncio.to_thread(
             policy.decide_many, [(e.request, assessed(e)) for _, e in ready], now=now
@@ -159,6 +161,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 continue
             assert found is not None
             _case, env, headers, _status = found
+            item.received_at = env.received_at
             assert env.policy is not None and env.consent is not None
             if decision.decision == "request_facts":
                 decided.append((decision, "awaiting_facts"))
@@ -212,7 +215,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             decided.append((decision, "decided"))
         return await finish(out, effects, [], decided)
 
-    return StageService(
+    service = StageService(
         name="sharinghub-policy",
         stage=Stage.POLICY,
         settings=settings,
@@ -223,6 +226,8 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         ],
         group_id="sharinghub-policy",
     )
+    service.sample("review-queue", review_queue_sampler(engine))
+    return service
 
 
 def assessed(env: Envelope) -> ConsentAssessment:

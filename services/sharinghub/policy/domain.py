@@ -132,7 +132,9 @@ def outcome_context(
             facts[key] = value
     order = f.court_order
     return {
-        "recipient": {"__entity": {"type": "AgencyType", "id": request.recipient.agency_type.value}},
+        "recipient": {
+            "__entity": {"type": "AgencyType", "id": request.recipient.agency_type.value}
+        },
         "facts": facts,
         "requested": [k.value for k in derived.requested],
         "court_order_by_judge": _by_judge(request),
@@ -329,8 +331,7 @@ def compose(
         reason_code=reason,
         explanation=_join(
             pre,
-            "Denied: "
-            + (_sentence(pack, reason) if forbid_ids else "no lawful basis applies."),
+            "Denied: " + (_sentence(pack, reason) if forbid_ids else "no lawful basis applies."),
         ),
         withheld_categories=list(requested),
         category_decisions=[
@@ -460,7 +461,10 @@ def after_review(
             CategoryDecision(
                 category=k,
                 decision="permit" if k in approved else "forbid",
-                policy_ids=[pending.reason_code, REVIEW_APPROVED if k in approved else REVIEW_NOT_APPROVED],
+                policy_ids=[
+                    pending.reason_code,
+                    REVIEW_APPROVED if k in approved else REVIEW_NOT_APPROVED,
+                ],
             )
             for k in derived.requested
         ],

@@ -72,9 +72,7 @@ class _Prepared:
                 "action": action,
                 "resource": {"type": "Category", "id": k.value},
                 "context": head
-                + _FLAGS[
-                    domain.consent_supported(consent, k), domain.covered_by_order(request, k)
-                ],
+                + _FLAGS[domain.consent_supported(consent, k), domain.covered_by_order(request, k)],
             }
             for k in self.derived.requested
         ]
@@ -201,7 +199,9 @@ class PolicyEngine:
             else:
                 prepared[i] = _Prepared(request, consent, pack)
 
-        first = self._run(prepared, lambda p: [*p.outcome_requests(), *p.category_requests(_DISCLOSE)])
+        first = self._run(
+            prepared, lambda p: [*p.outcome_requests(), *p.category_requests(_DISCLOSE)]
+        )
         evaluations: dict[int, Evaluation] = {}
         for i, verdicts in first.items():
             p = prepared[i]
@@ -221,9 +221,7 @@ class PolicyEngine:
 
         for i, ev in evaluations.items():
             p = prepared[i]
-            results[i] = domain.compose(
-                p.request, p.consent, p.pack.rules, p.derived, ev, now=now
-            )
+            results[i] = domain.compose(p.request, p.consent, p.pack.rules, p.derived, ev, now=now)
         return [r for r in results if r is not None]
 
     def _run(
@@ -231,7 +229,7 @@ class PolicyEngine:
         prepared: Mapping[int, _Prepared],
         build: Callable[[_Prepared], list[dict[str, object]]],
     ) -> dict[int, list[Verdict]]:
-        """One ``is_authorized_batch`` per pack and purpose; returns the verdicts per item, in order."""
+        """One Cedar batch per pack and purpose (uncached inputs only); verdicts per item."""
         # One call per (pack, purpose): each uses the pack's policy slice for that purpose.
         by_pack: dict[tuple[str, str], list[int]] = {}
         for i, p in prepared.items():
@@ -254,7 +252,9 @@ class PolicyEngine:
             fresh: dict[tuple[str, str, str, str, str, str], Verdict] = {}
             if missing:
                 policies = pack.slices[prepared[indices[0]].derived.purpose.value]
-                answers = cedarpy.is_authorized_batch(list(missing.values()), policies, pack.entities)
+                answers = cedarpy.is_authorized_batch(
+                    list(missing.values()), policies, pack.entities
+                )
                 fresh = {k: _verdict(pack, a) for k, a in zip(missing, answers, strict=True)}
                 if self._cache_size:
                     if len(cache) + len(fresh) > self._cache_size:

@@ -191,9 +191,7 @@ def compile_pack(pack_id: str, packs_dir: Path = PACKS_DIR) -> CompiledPack:
     data = json.loads(src.files["data.json"])
     entities = cedarpy.Entities.from_json_str(entities_json(data), schema)
     nodes = tree.static_policies
-    rules = {
-        node.annotations["id"]: _rule(_position(cid), node) for cid, node in nodes.items()
-    }
+    rules = {node.annotations["id"]: _rule(_position(cid), node) for cid, node in nodes.items()}
     m = src.manifest
     version = f"{m['version']}+{src.digest[:12]}"
     info = PackInfo(

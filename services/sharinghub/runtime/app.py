@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -15,6 +16,14 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from sharinghub.contracts import Stage
+from sharinghub.runtime.metrics import (
+    ConsumerLagSampler,
+    MetricsEndpoint,
+    PeriodicSampler,
+    Sample,
+    hub_metrics,
+    setup_metrics,
+)
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.stage import (
     Batch,
@@ -74,10 +83,17 @@ class StageService:
         self._backoff = RetryBackoff()
         for topics_in, processor in subscriptions:
             self._subscribe(topics_in, processor, group_id)
+        self._metrics: MetricsEndpoint | None = None
+        self._lag = ConsumerLagSampler(
+            bootstrap_servers, group_id, [t for ts, _ in subscriptions for t in ts], stage
+        )
+        self._samplers = [PeriodicSampler(f"{name}-lag", self._lag.sample)]
         # Provisioning and stores come up before the broker starts consuming.
         self.app.on_startup(self._provision)
+        self.app.on_startup(self._start_metrics)
         self.app.on_startup(self._run_startup_hooks)
         self.app.on_shutdown(self._run_shutdown_hooks)
+        self.app.on_shutdown(self._stop_metrics)
 
     def on_startup(self, hook: Hook) -> None:
         """Run after the broker connected (open stores, start background readers)."""
@@ -85,6 +101,23 @@ class StageService:
 
     def on_shutdown(self, hook: Hook) -> None:
         self._shutdown.append(hook)
+
+    def sample(self, name: str, sample: Sample) -> None:
+        """Run `sample` every few seconds while /metrics is served (gauges read from stores)."""
+        self._samplers.append(PeriodicSampler(name, sample))
+
+    async def _start_metrics(self) -> None:
+        self._metrics = setup_metrics(self.name, self.settings)
+        if self._metrics is not None:
+            for sampler in self._samplers:
+                await sampler.start()
+
+    async def _stop_metrics(self) -> None:
+        if self._metrics is not None:
+            for sampler in self._samplers:
+                await sampler.stop()
+            await self._lag.close()
+            self._metrics.stop()
 
     async def _provision(self) -> None:
         from sharinghub.contracts import topics
@@ -127,6 +160,7 @@ class StageService:
         async def on_batch(body: Any, msg: KafkaMessage) -> None:
             records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
             items = start_item_spans(self.stage, records)
+            started, t0 = time.time(), time.perf_counter()
             try:
                 result = await processor(items)
                 await self.publish_all(result.outputs)
@@ -139,10 +173,14 @@ class StageService:
                     extra={"stage": self.stage.value, "size": len(items)},
                 )
                 end_item_spans(items, exc)
+                hub_metrics().batch_failed(self.stage, exc)
                 await self._backoff.failure()
                 raise
             self._backoff.success()
             end_item_spans(items)
+            hub_metrics().batch_done(
+                self.stage, items, result.outputs, started, time.perf_counter() - t0
+            )
 
         subscriber(on_batch)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+import sharinghub.consent.retractions
 import sharinghub.consent.store
 import sharinghub.delivery.ledger
 import sharinghub.delivery.recorder

@@ -64,6 +64,16 @@ class Settings(BaseSettings):
         description="OTLP/HTTP collector endpoint; unset → local JSON-lines exporter.",
     )
     log_level: str = Field(default="INFO", description="Python log level of the services.")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve Prometheus /metrics on this port; unset → no metrics endpoint.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Address the /metrics endpoint binds (0.0.0.0 inside a container).",
+    )
 
     def resolved_keys_file(self) -> Path:
         """Where the stage MAC keys live."""

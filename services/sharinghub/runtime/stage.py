@@ -44,6 +44,8 @@ class Output:
     value: bytes
     key: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    # The record it answers (metrics: end-to-end latency of outcome events); never published.
+    item: Item | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -52,6 +54,8 @@ class Item:
 
     record: ConsumerRecord[bytes, bytes]
     span: Span
+    # The envelope's received_at, noted by the stage once decoded (end-to-end latency metric).
+    received_at: datetime | None = None
 
     @property
     def value(self) -> bytes:
@@ -70,7 +74,9 @@ class Item:
     def output(self, topic: str, value: bytes, key: bytes | str | None) -> Output:
         if isinstance(key, str):
             key = key.encode()
-        return Output(topic=topic, value=value, key=key, headers=self.trace_headers())
+        return Output(
+            topic=topic, value=value, key=key, headers=self.trace_headers(), item=self
+        )
 
 
 @dataclass
@@ -191,7 +197,9 @@ def security_refusal(
         },
     )
     item.span.set_attribute("sharinghub.security_refusal", True)
-    return rejection(item, stage, InvalidMessage("stamp_invalid", problem, request_id), outcome=False)
+    return rejection(
+        item, stage, InvalidMessage("stamp_invalid", problem, request_id), outcome=False
+    )
 
 
 def iter_chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

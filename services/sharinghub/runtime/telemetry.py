@@ -112,7 +112,7 @@ class JsonLogFormatter(logging.Formatter):
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _without_exception_text(record),
         }
         if span.is_valid:
             out["trace_id"] = format(span.trace_id, "032x")
@@ -121,6 +121,28 @@ class JsonLogFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             out["exc_type"] = record.exc_info[0].__name__
         return json.dumps(out, default=str)
+
+
+EXCEPTION_TEXT_WITHHELD = "<exception text withheld>"
+
+
+def _without_exception_text(record: logging.LogRecord) -> str:
+    """The message with the text of the logged exception (and its causes) cut out.
+
+    An exception's text can carry data (a database error echoes its SQL parameters, a
+    validation error its input), and FastStream logs batch failures as `f"{type}: {exc}"`
+    through our logger — so the text is removed wherever it appears; `exc_type` stays.
+    """
+    msg = record.getMessage()
+    exc = record.exc_info[1] if record.exc_info else None
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        for text in (repr(exc), str(exc)):
+            if text and text != type(exc).__name__:
+                msg = msg.replace(text, EXCEPTION_TEXT_WITHHELD)
+        exc = exc.__cause__ or exc.__context__
+    return msg
 
 
 def setup_logging(level: str) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sharinghub.contracts import topics
-from sharinghub.runtime.broker import Broker, resolve_broker
+from sharinghub.runtime.broker import Broker, free_loopback_port, resolve_broker
 from sharinghub.runtime.schema import upgrade
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.stamps import StageKeys
@@ -29,6 +29,8 @@ class Hub:
     services: tuple[str, ...] = SERVICES
     processes_per_stage: int = 1
     extra_env: dict[str, str] = field(default_factory=dict)
+    metrics: bool = True  # each child serves /metrics on its own free loopback port
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # "policy-0" → port
     broker: Broker | None = None
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
@@ -71,12 +73,21 @@ class Hub:
         env.pop("DATABASE_URL", None)
         return env
 
+    def metrics_urls(self) -> dict[str, str]:
+        """The /metrics URL of every child process, by "<service>-<n>"."""
+        return {k: f"http://127.0.0.1:{p}/metrics" for k, p in self.metrics_ports.items()}
+
     def _spawn(self, name: str, n: int) -> None:
         log_path = self.log_dir() / f"{name}-{n}.log"
+        env = self.child_env()
+        if self.metrics:
+            port = free_loopback_port()
+            self.metrics_ports[f"{name}-{n}"] = port
+            env.update(SHARINGHUB_METRICS_PORT=str(port), SHARINGHUB_METRICS_HOST="127.0.0.1")
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "sharinghub.cli", "run", name],
-                env=self.child_env(),
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -101,6 +112,7 @@ class Hub:
                 proc.kill()
                 proc.wait(timeout=5)
         self.children.clear()
+        self.metrics_ports.clear()
         if self.broker is not None:
             self.broker.stop()
             self.broker = None

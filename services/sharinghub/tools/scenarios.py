@@ -241,7 +241,7 @@ async def _collect(
                     ev = OutcomeEvent.model_validate_json(rec.value)
                     if ev.request_id in by_request and ev.request_id not in outcomes:
                         outcomes[ev.request_id] = ev
-                else:
+                elif json.loads(rec.value).get("kind") == "disclosure":
                     msg = InboxMessage.model_validate_json(rec.value)
                     if msg.request_id in by_request:
                         inboxes.setdefault(msg.request_id, msg)
