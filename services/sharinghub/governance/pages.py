@@ -104,7 +104,10 @@ def _filter_form(params: dict[str, str | None], agencies: list[str], extra: str 
         + t.select("outcome", "Outcome", [o.value for o in Outcome], params.get("outcome"))
         + t.select("agency", "Agency", agencies, params.get("agency"))
         + t.select(
-            "jurisdiction", "Jurisdiction", [j.value for j in Jurisdiction], params.get("jurisdiction")
+            "jurisdiction",
+            "Jurisdiction",
+            [j.value for j in Jurisdiction],
+            params.get("jurisdiction"),
         )
         + t.date_input("from", "From", params.get("from"))
         + t.date_input("to", "To", params.get("to"))
@@ -130,7 +133,7 @@ def decisions(request: Request) -> HTMLResponse:
         rows.append(
             [
                 t.when(r.recorded_at),
-                f'<a class="mono" href="/decisions/{t.esc(r.request_id)}">{t.esc(r.request_id)}</a>'
+                f'<a class="mono" href="/decisions/{t.path_part(r.request_id)}">{t.esc(r.request_id)}</a>'
                 f'<br><span class="muted">#{seq} · decision {r.decision_seq}</span>',
                 t.esc(r.purpose.value),
                 _agencies(r),
@@ -178,8 +181,12 @@ def decision_detail(request: Request) -> HTMLResponse:
         manifest = t.table(
             ["Field name", "Category", "Action", "Rule"],
             [
-                [f"<code>{t.esc(m.field_name)}</code>", t.esc(m.category.value), t.esc(m.action),
-                 f"<code>{t.esc(m.rule)}</code>"]
+                [
+                    f"<code>{t.esc(m.field_name)}</code>",
+                    t.esc(m.category.value),
+                    t.esc(m.action),
+                    f"<code>{t.esc(m.rule)}</code>",
+                ]
                 for m in r.manifest
             ],
         )
@@ -189,8 +196,14 @@ def decision_detail(request: Request) -> HTMLResponse:
             ("Stage / reason", f"{t.esc(r.stage.value)} · <code>{t.esc(r.reason_code)}</code>"),
             ("Purpose", t.esc(r.purpose.value)),
             ("From → to", _agencies(r)),
-            ("Jurisdiction / pack", t.esc(f"{r.jurisdiction.value} · {r.pack_id or '–'} {r.pack_version or ''}")),
-            ("Subject", f'<a class="mono" href="/accounting?subject={t.esc(r.subject_id)}">{t.esc(r.subject_id)}</a>'),
+            (
+                "Jurisdiction / pack",
+                t.esc(f"{r.jurisdiction.value} · {r.pack_id or '–'} {r.pack_version or ''}"),
+            ),
+            (
+                "Subject",
+                f'<a class="mono" href="/accounting?subject={t.path_part(r.subject_id)}">{t.esc(r.subject_id)}</a>',
+            ),
             ("Consents relied on", t.esc(consents or "–")),
             ("Facts asserted", f'<span class="mono">{t.esc(facts or "–")}</span>'),
             ("Allowed categories", t.chips(x.value for x in r.allowed_categories)),
@@ -199,8 +212,11 @@ def decision_detail(request: Request) -> HTMLResponse:
             ("Withheld field names", t.chips(r.withheld_field_names, "withheld")),
             ("Obligations", t.chips(o.value for o in r.obligations)),
             ("Reviewer", t.esc(r.reviewer_id or "–")),
-            ("Break-glass", t.esc(f"declared by {r.break_glass_declared_by}") if r.break_glass else "no"),
-            ("Payload digest", f'<code>{t.esc(r.payload_digest or "–")}</code>'),
+            (
+                "Break-glass",
+                t.esc(f"declared by {r.break_glass_declared_by}") if r.break_glass else "no",
+            ),
+            ("Payload digest", f"<code>{t.esc(r.payload_digest or '–')}</code>"),
             ("Ledger row", f"#{seq}"),
         ]
         dl = "".join(f"<dt>{t.esc(k)}</dt><dd>{v}</dd>" for k, v in items)
@@ -215,8 +231,14 @@ def decision_detail(request: Request) -> HTMLResponse:
 # -- charts -----------------------------------------------------------------------------
 
 
-def _chart_card(title: str, summaries: list[DecisionSummary], outcomes: frozenset[Outcome],
-                labels: list[str], by: reports.TotalsBy, period: reports.Period) -> str:
+def _chart_card(
+    title: str,
+    summaries: list[DecisionSummary],
+    outcomes: frozenset[Outcome],
+    labels: list[str],
+    by: reports.TotalsBy,
+    period: reports.Period,
+) -> str:
     report = reports.totals(summaries, by, period, outcomes=outcomes)
     series = charts.series_of(report, labels)
     svg = charts.stacked_bars(labels, series, title=f"{title} per {period} by {by}")
@@ -281,8 +303,10 @@ def _totals_table(summaries: list[DecisionSummary], by: reports.TotalsBy) -> str
 def _review_table(items: list[ReviewItem], now: datetime) -> str:
     rows, classes = [], []
     for i in items:
-        kind = t.badge("retrospective", "warn") if i.case.kind == "retrospective_review" else t.badge(
-            "pending review", "muted"
+        kind = (
+            t.badge("retrospective", "warn")
+            if i.case.kind == "retrospective_review"
+            else t.badge("pending review", "muted")
         )
         if i.break_glass:
             kind += " " + t.badge("break-glass", "bad")
@@ -290,10 +314,11 @@ def _review_table(items: list[ReviewItem], now: datetime) -> str:
         rows.append(
             [
                 f'<span class="mono">{t.esc(i.case.case_id)}</span><br>'
-                f'<a class="mono" href="/decisions/{t.esc(i.case.request_id)}">'
+                f'<a class="mono" href="/decisions/{t.path_part(i.case.request_id)}">'
                 f"{t.esc(i.case.request_id)}</a>",
                 kind + f'<br><span class="muted">{t.esc(i.status)}</span>',
-                t.esc(i.case.purpose.value) + f'<br><span class="muted">{t.esc(i.case.jurisdiction.value)}</span>',
+                t.esc(i.case.purpose.value)
+                + f'<br><span class="muted">{t.esc(i.case.jurisdiction.value)}</span>',
                 f'<span class="mono">{t.esc(i.case.requester_agency_id)}</span> →<br>'
                 f'<span class="mono">{t.esc(i.case.recipient_agency_id)}</span>',
                 t.when(i.case.opened_at),
@@ -304,7 +329,16 @@ def _review_table(items: list[ReviewItem], now: datetime) -> str:
             ]
         )
         classes.append("overdue" if i.overdue else "")
-    headers = ["Case / request", "Kind", "Purpose", "From → to", "Opened", "Age", "Question", "At most"]
+    headers = [
+        "Case / request",
+        "Kind",
+        "Purpose",
+        "From → to",
+        "Opened",
+        "Age",
+        "Question",
+        "At most",
+    ]
     return t.table(headers, rows, classes)
 
 
@@ -390,6 +424,7 @@ def accounting_page(request: Request) -> HTMLResponse:
 
 def _accounting(report: reports.AccountingReport) -> str:
     quoted = t.esc(report.subject_id)
+    in_path = t.path_part(report.subject_id)
     regime = ", ".join(report.legal_basis) or "no disclosures recorded"
     window = (
         f" HIPAA window from {t.when(report.hipaa_window_start)}."
@@ -415,16 +450,20 @@ def _accounting(report: reports.AccountingReport) -> str:
     excluded = t.table(
         ["Date", "Request", "Purpose", "Excluded as"],
         [
-            [t.when(x.date), f'<span class="mono">{t.esc(x.request_id)}</span>', t.esc(x.purpose),
-             t.esc(x.reason)]
+            [
+                t.when(x.date),
+                f'<span class="mono">{t.esc(x.request_id)}</span>',
+                t.esc(x.purpose),
+                t.esc(x.reason),
+            ]
             for x in report.excluded
         ],
     )
     return (
         f'<div class="card"><h2>Subject <span class="mono">{quoted}</span></h2>'
         f"<p>Regime: {t.esc(regime)}.{window}</p>"
-        f'<p><a class="button secondary" href="/api/accounting/{quoted}?format=csv">CSV</a> '
-        f'<a class="button secondary" href="/api/accounting/{quoted}?format=json">JSON</a></p>'
+        f'<p><a class="button secondary" href="/api/accounting/{in_path}?format=csv">CSV</a> '
+        f'<a class="button secondary" href="/api/accounting/{in_path}?format=json">JSON</a></p>'
         f"<h2>Disclosures ({len(report.entries)})</h2>{entries}"
         f"<h2>Left out of the HIPAA accounting ({len(report.excluded)})</h2>{excluded}</div>"
     )

@@ -49,7 +49,9 @@ class DecisionFilter:
             c.append(_T.c.outcome == self.outcome.value)
         if self.agency:
             c.append(
-                or_(_T.c.requester_agency_id == self.agency, _T.c.recipient_agency_id == self.agency)
+                or_(
+                    _T.c.requester_agency_id == self.agency, _T.c.recipient_agency_id == self.agency
+                )
             )
         if self.jurisdiction is not None:
             c.append(_T.c.jurisdiction == self.jurisdiction.value)
@@ -204,9 +206,7 @@ class GovernanceQueries:
     def counts(self) -> dict[str, int]:
         """Final decisions per outcome, plus ``all`` (every decision row)."""
         query = (
-            select(_T.c.outcome, func.count())
-            .where(_T.c.final == true())
-            .group_by(_T.c.outcome)
+            select(_T.c.outcome, func.count()).where(_T.c.final == true()).group_by(_T.c.outcome)
         )
         everything = select(func.count()).select_from(_T)
         with self._engine.connect() as conn:
@@ -235,14 +235,14 @@ class VerifyCache:
 
     def __init__(self, ledger: AuditLedger, ttl_s: float = 30.0) -> None:
         self._ledger = ledger
-        self._ttl = ttl_s
+        self.ttl_s = ttl_s
         self._lock = threading.Lock()
         self._result: tuple[VerifyReport, datetime, float, float] | None = None
 
     def get(self) -> tuple[VerifyReport, datetime, float]:
         """(report, when it was computed, seconds the walk took)."""
         with self._lock:
-            if self._result is None or time.monotonic() - self._result[3] > self._ttl:
+            if self._result is None or time.monotonic() - self._result[3] > self.ttl_s:
                 started = time.monotonic()
                 report = self._ledger.verify()
                 took = time.monotonic() - started

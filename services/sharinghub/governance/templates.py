@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from html import escape
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 NAV = (
     ("/", "Overview"),
@@ -98,6 +98,11 @@ def esc(value: object) -> str:
     return "" if value is None else escape(str(value), quote=True)
 
 
+def path_part(value: str) -> str:
+    """A value quoted for use as one URL path segment, then HTML-escaped."""
+    return esc(quote(value, safe=""))
+
+
 def when(moment: datetime | None) -> str:
     """``2025-03-04 09:00 UTC`` with the exact instant in a ``<time>`` element."""
     if moment is None:
@@ -136,12 +141,13 @@ def select(name: str, label: str, options: Sequence[str], current: str | None) -
 def date_input(name: str, label: str, current: str | None) -> str:
     """A labelled date field."""
     return (
-        f'<label>{esc(label)}<input type="date" name="{esc(name)}" value="{esc(current)}">'
-        "</label>"
+        f'<label>{esc(label)}<input type="date" name="{esc(name)}" value="{esc(current)}"></label>'
     )
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]], row_classes: Sequence[str] = ()) -> str:
+def table(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], row_classes: Sequence[str] = ()
+) -> str:
     """A table of already-rendered cells (cells must be escaped by the caller)."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
@@ -166,8 +172,7 @@ def page(title: str, body: str, *, user: str | None, active: str = "") -> str:
     """The full HTML document: header with navigation, the page body, the script."""
     current = ' class="active"'
     links = "".join(
-        f'<a href="{href}"{current if href == active else ""}>{esc(text)}</a>'
-        for href, text in NAV
+        f'<a href="{href}"{current if href == active else ""}>{esc(text)}</a>' for href, text in NAV
     )
     account = ""
     if user:
@@ -177,7 +182,7 @@ def page(title: str, body: str, *, user: str | None, active: str = "") -> str:
         )
     nav = f"<nav>{links}</nav>{account}" if user else "<nav></nav>"
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)} · sharinghub governance</title>"
         '<link rel="stylesheet" href="/static/console.css"></head><body>'

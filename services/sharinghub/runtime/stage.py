@@ -74,9 +74,7 @@ class Item:
     def output(self, topic: str, value: bytes, key: bytes | str | None) -> Output:
         if isinstance(key, str):
             key = key.encode()
-        return Output(
-            topic=topic, value=value, key=key, headers=self.trace_headers(), item=self
-        )
+        return Output(topic=topic, value=value, key=key, headers=self.trace_headers(), item=self)
 
 
 @dataclass
