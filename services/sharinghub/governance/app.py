@@ -137,12 +137,12 @@ async def logout(request: Request) -> Response:
 
 async def static_css(request: Request) -> Response:
     """The console's stylesheet."""
-    return Response(templates.CSS, media_type="text/css")
+    return Response(templates.static_text("console.css"), media_type="text/css")
 
 
 async def static_js(request: Request) -> Response:
     """The console's script."""
-    return Response(templates.JS, media_type="text/javascript")
+    return Response(templates.static_text("console.js"), media_type="text/javascript")
 
 
 async def healthz(request: Request) -> Response:

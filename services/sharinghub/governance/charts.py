@@ -106,13 +106,13 @@ def stacked_bars(
     label_every = max(1, math.ceil(len(labels) / 12))
     for i, label in enumerate(labels):
         x = left + slot * i + (slot - bar_w) / 2
-        y_base = top + plot_h
+        y_base: float = top + plot_h
         for s in series:
             n = s.values[i]
             if n == 0:
                 continue
             h = plot_h * n / y_max
-            y_base -= h
+            y_base -= h  # stack upwards from the axis
             out.append(
                 f'<rect class="bar" data-key="{escape(s.key)}" x="{x:.1f}" y="{y_base:.1f}" '
                 f'width="{bar_w:.1f}" height="{h:.1f}" fill="{s.colour}">'

@@ -77,13 +77,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         tokens = tokens_from_env()
     except TokenConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"error: {exc}\n")
         return 2
     if not tokens:
-        print(f"error: set {ENV_VAR}=name:token[,name:token…] first", file=sys.stderr)
+        sys.stderr.write(f"error: set {ENV_VAR}=name:token[,name:token…] first\n")
         return 2
     engine = _engine()
-    print(f"governance console on http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
+    sys.stdout.write(f"governance console on http://{args.host}:{args.port}/ (Ctrl-C stops)\n")
+    sys.stdout.flush()
     try:
         serve(engine, tokens, host=args.host, port=args.port)
     finally:

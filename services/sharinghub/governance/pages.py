@@ -133,7 +133,8 @@ def decisions(request: Request) -> HTMLResponse:
         rows.append(
             [
                 t.when(r.recorded_at),
-                f'<a class="mono" href="/decisions/{t.path_part(r.request_id)}">{t.esc(r.request_id)}</a>'
+                f'<a class="mono" href="/decisions/{t.path_part(r.request_id)}">'
+                f"{t.esc(r.request_id)}</a>"
                 f'<br><span class="muted">#{seq} · decision {r.decision_seq}</span>',
                 t.esc(r.purpose.value),
                 _agencies(r),
@@ -150,9 +151,11 @@ def decisions(request: Request) -> HTMLResponse:
     last = min(page * c.page_size, total)
     pager = f'<div class="pager"><span class="muted">Showing {first}–{last} of {total}</span>'
     if page > 1:
-        pager += f'<a class="button secondary" href="{t.query_string(params, page=str(page - 1))}">← Newer</a>'
+        newer = t.query_string(params, page=str(page - 1))
+        pager += f'<a class="button secondary" href="{newer}">← Newer</a>'
     if last < total:
-        pager += f'<a class="button secondary" href="{t.query_string(params, page=str(page + 1))}">Older →</a>'
+        older = t.query_string(params, page=str(page + 1))
+        pager += f'<a class="button secondary" href="{older}">Older →</a>'
     pager += "</div>"
     body = (
         '<h1>Decisions</h1><p class="lead">Every decision in the audit ledger. Categories struck '
@@ -202,7 +205,8 @@ def decision_detail(request: Request) -> HTMLResponse:
             ),
             (
                 "Subject",
-                f'<a class="mono" href="/accounting?subject={t.path_part(r.subject_id)}">{t.esc(r.subject_id)}</a>',
+                f'<a class="mono" href="/accounting?subject={t.path_part(r.subject_id)}">'
+                f"{t.esc(r.subject_id)}</a>",
             ),
             ("Consents relied on", t.esc(consents or "–")),
             ("Facts asserted", f'<span class="mono">{t.esc(facts or "–")}</span>'),

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from html import escape
+from pathlib import Path
 from urllib.parse import quote, urlencode
 
 NAV = (
@@ -20,77 +22,13 @@ NAV = (
     ("/accounting", "Accounting"),
 )
 
-CSS = """
-:root{--ink:#1d2733;--muted:#5b6570;--line:#dde2e7;--bg:#f4f6f8;--card:#fff;--accent:#2f6db5;
---ok:#2e7d4f;--okbg:#e3f3e8;--bad:#b3261e;--badbg:#fbe4e2;--warn:#8a5a00;--warnbg:#fdf0d5}
-*{box-sizing:border-box}
-body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--ink);
-background:var(--bg)}
-header{background:#1d2733;color:#fff;display:flex;align-items:center;gap:24px;padding:0 24px;height:52px}
-header .brand{font-weight:600;letter-spacing:.2px}
-header .brand span{color:#9fb3c8;font-weight:400}
-header nav{display:flex;gap:4px;flex:1}
-header nav a{color:#c9d4df;text-decoration:none;padding:6px 10px;border-radius:6px}
-header nav a:hover{background:#2c3a4a;color:#fff}
-header nav a.active{background:#3a4b5e;color:#fff}
-header form{margin:0}
-header .user{color:#9fb3c8;font-size:13px}
-header button{background:none;border:1px solid #50637a;color:#c9d4df;border-radius:6px;padding:3px 10px;
-cursor:pointer}
-main{max-width:1240px;margin:0 auto;padding:20px 24px 48px}
-h1{font-size:22px;margin:4px 0 4px}
-h2{font-size:16px;margin:24px 0 8px}
-p.lead{color:var(--muted);margin:0 0 16px}
-.card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px 18px;margin:0 0 16px}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(170px,1fr));gap:12px;margin-bottom:16px}
-.stat{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:12px 16px}
-.stat .n{font-size:26px;font-weight:600}
-.stat .l{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.4px}
-.stat.bad{border-color:#e8b4b0;background:var(--badbg)}
-.stat.ok{border-color:#b5dcc2;background:var(--okbg)}
-table{width:100%;border-collapse:collapse;background:var(--card)}
-th,td{text-align:left;padding:7px 9px;border-bottom:1px solid var(--line);vertical-align:top}
-th{font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.3px;background:#fafbfc}
-tr.overdue td{background:var(--badbg)}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-code,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12.5px}
-.badge{display:inline-block;border-radius:999px;padding:1px 9px;font-size:12px;font-weight:600;white-space:nowrap}
-.badge.delivered{background:var(--okbg);color:var(--ok)}
-.badge.denied,.badge.rejected_invalid,.badge.bad{background:var(--badbg);color:var(--bad)}
-.badge.pending_review,.badge.warn{background:var(--warnbg);color:var(--warn)}
-.badge.ok{background:var(--okbg);color:var(--ok)}
-.badge.muted{background:#eceff2;color:var(--muted)}
-.chip{display:inline-block;background:#eef2f7;border-radius:4px;padding:0 6px;margin:1px 2px 1px 0;font-size:12px}
-.chip.withheld{background:#f6e9e8;color:#7a3430;text-decoration:line-through}
-.muted{color:var(--muted)}
-form.filters{display:flex;flex-wrap:wrap;gap:10px;align-items:flex-end;background:var(--card);
-border:1px solid var(--line);border-radius:10px;padding:12px 14px;margin-bottom:14px}
-form.filters label{display:flex;flex-direction:column;font-size:12px;color:var(--muted);gap:3px}
-select,input{font:inherit;padding:5px 8px;border:1px solid #c3cad2;border-radius:6px;background:#fff}
-button.primary,a.button{background:var(--accent);color:#fff;border:0;border-radius:6px;padding:7px 14px;
-font:inherit;cursor:pointer;text-decoration:none;display:inline-block}
-a.button.secondary{background:#e8edf3;color:var(--ink)}
-.pager{display:flex;gap:8px;align-items:center;margin-top:12px}
-.legend{list-style:none;display:flex;flex-wrap:wrap;gap:6px 16px;padding:0;margin:6px 0 0;font-size:13px}
-.legend li{display:flex;align-items:center;gap:6px}
-.charts{display:grid;grid-template-columns:1fr 1fr;gap:16px}
-@media(max-width:1000px){.charts{grid-template-columns:1fr}}
-.login{max-width:360px;margin:80px auto}
-.login label{display:block;margin:10px 0 4px;font-size:13px;color:var(--muted)}
-.login input{width:100%}
-.error{color:var(--bad);margin:8px 0}
-.notice{border-left:4px solid var(--warn);background:var(--warnbg);padding:10px 14px;border-radius:6px}
-dl.kv{display:grid;grid-template-columns:220px 1fr;gap:6px 16px;margin:0}
-dl.kv dt{color:var(--muted)}
-dl.kv dd{margin:0}
-"""
+STATIC = Path(__file__).parent / "static"
 
-JS = """
-// Filters apply as soon as a choice changes; dates apply when the field loses focus.
-document.querySelectorAll('form.filters select').forEach(function (el) {
-  el.addEventListener('change', function () { el.form.requestSubmit(); });
-});
-"""
+
+@cache
+def static_text(name: str) -> str:
+    """Text of a file under ``static/`` (the stylesheet, the script)."""
+    return (STATIC / name).read_text(encoding="utf-8")
 
 
 def esc(value: object) -> str:

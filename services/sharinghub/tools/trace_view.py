@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 # Span attributes worth showing on the tree (all ids, codes or counts — see docs/observability).
 SHOWN_ATTRIBUTES = (
@@ -153,10 +153,11 @@ def _union_ns(intervals: list[tuple[int, int]]) -> int:
     return total
 
 
-def cmd_trace(args: argparse.Namespace) -> int:
+def cmd_trace(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Print the span tree of one request (exit 1 when it has no spans in the file)."""
     from sharinghub.runtime.settings import Settings
 
+    out = out or sys.stdout
     settings = Settings()
     path = Path(args.file) if args.file else settings.resolved_trace_file()
     if not path.exists():
@@ -165,19 +166,18 @@ def cmd_trace(args: argparse.Namespace) -> int:
             if settings.otlp_endpoint
             else ""
         )
-        print(f"error: no trace file at {path}{hint}", file=sys.stderr)
+        sys.stderr.write(f"error: no trace file at {path}{hint}\n")
         return 2
     spans = spans_of_request(read_spans(path), args.request_id)
     if not spans:
-        print(f"no spans for request {args.request_id} in {path}", file=sys.stderr)
+        sys.stderr.write(f"no spans for request {args.request_id} in {path}\n")
         return 1
     if args.json:
-        print(json.dumps(sorted(spans, key=lambda s: s["start_ns"]), indent=2))
+        out.write(json.dumps(sorted(spans, key=lambda s: s["start_ns"]), indent=2) + "\n")
         return 0
-    print(f"request {args.request_id}  trace {', '.join(sorted({s['trace_id'] for s in spans}))}")
-    for line in render(build_forest(spans)):
-        print(line)
-    print(summary(spans))
+    trace_ids = ", ".join(sorted({s["trace_id"] for s in spans}))
+    lines = [f"request {args.request_id}  trace {trace_ids}", *render(build_forest(spans))]
+    out.write("\n".join([*lines, summary(spans)]) + "\n")
     return 0
 
 

@@ -1,0 +1,633 @@
+"""S4 — the free-text second line of defence, built on Presidio (no model, no network).
+
+S3 (`rules.scrub`) removes every withheld value in the forms its normalisation covers.
+This pass runs after it on free text only (category ``case_narrative``, or any delivered
+value longer than `FREE_TEXT_MIN_CHARS`) and replaces with ``[redacted]`` what S3 cannot
+know about:
+
+* **Pattern PII** — Presidio pattern recognizers, compiled once per process: phone numbers
+  (UK and US formats, incl. ``+44``/``+1``), e-mail addresses, dates of birth written with
+  a cue ("born", "DOB", "date of birth"), US SSNs, UK NHS numbers (checksum validated)
+  and UK National Insurance numbers. Values equal to a *delivered* field value (the
+  client's own phone when ``contact`` is delivered) are spared: the recipient gets them
+  anyway.
+* **Deny-list per message** — `WithheldValueRecognizer`, built from the request's own
+  withheld fields, finds the variants S3's separator/case normalisation does not reach:
+  names written without their accents ("José Núñez" → "Jose Nunez"), two-letter name
+  words in capitalised form ("Mr Li"), a withheld phone number in international form
+  ("07700 900188" → "+44 7700 900188"), and a withheld date in any common written form
+  ("1988-07-02" → "2 July 1988", "July 2nd, 1988", "02/07/88", "7/2/1988").
+
+NLP engine: Presidio's `NoOpNlpEngine` — no spaCy model is loaded or downloaded (none can
+be installed offline, and the pattern recognizers need no tokens). Context words are
+written into the patterns themselves (``DOB: …``, ``SSN …``), so Presidio's lemma-based
+context enhancer, which needs tokens, is replaced by a no-op. No NER model: names not
+held in a withheld field are not detected (see docs/redaction.md for what that would cost).
+
+Usage: create one `FreeTextScrubber` per process (or use `default_scrubber`), then per
+request ``redact(..., free_text=scrubber.scrub_pass(request, withheld))``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from presidio_analyzer import (
+    AnalyzerEngine,
+    EntityRecognizer,
+    LocalRecognizer,
+    Pattern,
+    PatternRecognizer,
+    RecognizerRegistry,
+    RecognizerResult,
+)
+from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
+from presidio_analyzer.nlp_engine import NlpArtifacts, NoOpNlpEngine
+from presidio_analyzer.predefined_recognizers import (
+    EmailRecognizer,
+    NhsRecognizer,
+    UkNinoRecognizer,
+    UsSsnRecognizer,
+)
+from presidio_anonymizer import AnonymizerEngine
+from presidio_anonymizer.entities import ConflictResolutionStrategy, OperatorConfig
+
+from sharinghub.contracts import RecordField, SharingRequest
+from sharinghub.contracts.vocabulary import DataCategory
+from sharinghub.redaction.rules import BASE_SEPARATORS, MARKER, FreeTextPass
+
+__all__ = [
+    "FREE_TEXT_MIN_CHARS",
+    "PATTERN_ENTITIES",
+    "SCORE_THRESHOLD",
+    "WITHHELD_ENTITY",
+    "DenyList",
+    "Finding",
+    "FreeTextScrubber",
+    "WithheldValueRecognizer",
+    "build_deny_list",
+    "default_scrubber",
+    "is_free_text",
+]
+
+FREE_TEXT_MIN_CHARS = 80
+"""Values longer than this are free text whatever their category (S4 applies)."""
+SCORE_THRESHOLD = 0.4
+LANGUAGE = "en"
+WITHHELD_ENTITY = "WITHHELD_VALUE"
+PATTERN_ENTITIES: tuple[str, ...] = (
+    "PHONE_NUMBER",
+    "EMAIL_ADDRESS",
+    "DATE_OF_BIRTH",
+    "US_SSN",
+    "UK_NHS",
+    "UK_NINO",
+)
+_OPAQUE = "\x00"  # a marker's stand-in while analysing: no recognizer matches it
+
+# ------------------------------------------------------------------ pattern recognizers
+
+# A digit group separator inside a phone number: one space, dot or hyphen (a closing
+# parenthesis may precede it: "(0161) 496 0123").
+_SEP = r"(?:\)?[ .\-]?)"
+_UK_PHONE = (
+    r"(?<![\w+])(?:(?:\+|00)[ ]?44[ ]?(?:\(0\)[ ]?)?|\(?0)"  # +44, 0044, +44 (0), 0, (0
+    r"[1-9](?:" + _SEP + r"\d){8,9}(?![\w])"  # 9-10 digit national number
+)
+_US_PHONE = (
+    r"(?<![\w+])(?:(?:\+|00)?1[ .\-]?)?"  # optional country code
+    r"(?:\([2-9]\d\d\)[ ]?|[2-9]\d\d[ .\-]?)"  # area code
+    r"[2-9]\d\d[ .\-]?\d{4}(?![\w])"  # exchange and line
+)
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_DAY = r"(?:[0-3]?\d(?:st|nd|rd|th)?)"
+_DATE = (
+    r"(?:\d{1,2}[/.\-]\d{1,2}[/.\-](?:\d{4}|\d{2})"  # 02/07/1988, 7-2-88
+    r"|\d{4}[/.\-]\d{1,2}[/.\-]\d{1,2}"  # 1988-07-02
+    rf"|{_DAY}(?:[ \-](?:of[ ])?){_MONTH}[ \-,]+\d{{2,4}}"  # 2 July 1988, 2nd of Jul 88
+    rf"|{_MONTH}[ ]{_DAY},?[ ]+\d{{4}})"  # July 2, 1988
+)
+# The cue is consumed but kept out of the finding with \K (Presidio compiles patterns with
+# the `regex` module, which has it): "born [redacted]".
+_DOB = (
+    r"\b(?:born|d\.?o\.?b\.?|date[ ]of[ ]birth|birth[ ]?date|birthday)"
+    r"(?:[ ]*[:\-\u2013][ ]*|[ ]+(?:is[ ]+|was[ ]+|on[ ]+|in[ ]+)?)\(?\K" + _DATE + r"(?!\d)"
+)
+_SSN_CUE = (
+    r"\b(?:ssn|ss#|social[ ]security(?:[ ](?:number|no\.?|#))?)"
+    r"(?:[ ]*[:#\-][ ]*|[ ]+(?:is[ ]+|was[ ]+)?)\K\d{9}\b"
+)
+
+
+class _FastEmailRecognizer(EmailRecognizer):
+    """Presidio's e-mail pattern, run only on text containing ``@``, validated offline.
+
+    The stock recognizer validates the domain with tldextract, which downloads the
+    public-suffix list on first use; here a match is kept on the pattern alone.
+    """
+
+    def analyze(
+        self,
+        text: str,
+        entities: list[str],
+        nlp_artifacts: NlpArtifacts | None = None,
+        regex_flags: int | None = None,
+    ) -> list[RecognizerResult]:
+        """Skip the (costly) e-mail regex when there is no ``@`` at all."""
+        if "@" not in text:
+            return []
+        results: list[RecognizerResult] = super().analyze(
+            text, entities, nlp_artifacts, regex_flags
+        )
+        return results
+
+    def validate_result(self, pattern_text: str) -> bool | None:
+        """No network: the pattern itself requires a dotted domain."""
+        return None
+
+
+class _PhoneRecognizer(PatternRecognizer):
+    """UK and US phone numbers by pattern (python-phonenumbers rejects Ofcom drama
+    numbers and costs ~1.3 ms per 150 words; these regexes cost a few µs)."""
+
+    def invalidate_result(self, pattern_text: str) -> bool | None:
+        """A phone number is not nine or more copies of one digit."""
+        digits = [c for c in pattern_text if c.isdigit()]
+        return len(set(digits[-9:])) <= 1
+
+
+def _pattern_recognizers() -> list[EntityRecognizer]:
+    return [
+        _PhoneRecognizer(
+            supported_entity="PHONE_NUMBER",
+            name="PhoneRecognizerUkUs",
+            patterns=[Pattern("UK phone", _UK_PHONE, 0.7), Pattern("US phone", _US_PHONE, 0.7)],
+        ),
+        _FastEmailRecognizer(),
+        PatternRecognizer(
+            supported_entity="DATE_OF_BIRTH",
+            name="DateOfBirthRecognizer",
+            patterns=[Pattern("date after a birth cue", _DOB, 0.8)],
+        ),
+        UsSsnRecognizer(
+            patterns=[
+                # Presidio's "SSN5 (medium)" plus a cued unseparated form; its weak
+                # unseparated patterns would need the token-based context enhancer.
+                Pattern("SSN separated", r"\b([0-9]{3})[- .]([0-9]{2})[- .]([0-9]{4})\b", 0.5),
+                Pattern("SSN after cue", _SSN_CUE, 0.8),
+            ]
+        ),
+        NhsRecognizer(),  # 3-3-4 digits, kept only if the mod-11 checksum holds
+        UkNinoRecognizer(),
+    ]
+
+
+class _NoContextEnhancer(ContextAwareEnhancer):  # type: ignore[misc]
+    """Context lives in the patterns; the lemma enhancer needs tokens (and deep-copies
+    every result), so it is replaced by this no-op."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            context_similarity_factor=0.0,
+            min_score_with_context_similarity=0.0,
+            context_prefix_count=0,
+            context_suffix_count=0,
+        )
+
+    def enhance_using_context(
+        self,
+        text: str,
+        raw_results: list[RecognizerResult],
+        nlp_artifacts: NlpArtifacts,
+        recognizers: list[EntityRecognizer],
+        context: list[str] | None = None,
+    ) -> list[RecognizerResult]:
+        """Return the results unchanged."""
+        return raw_results
+
+
+# ------------------------------------------------------------------ per-message deny-list
+
+_Kind = Literal["text", "word", "short_word", "number"]
+
+# Accented Latin letters → their base letter, one character for one (offsets stay valid).
+_FOLD: dict[int, str] = {}
+for _code in range(0xC0, 0x250):
+    _base = unicodedata.normalize("NFKD", chr(_code))[0]
+    if _base.isascii() and _base.isalpha() and _base != chr(_code):
+        _FOLD[_code] = _base
+_LETTERS = re.compile(r"[^\W\d_]+")
+_NAME_WORD = re.compile(r"(?:[^\W\d_]|['\u2019-])+")
+_ISO_DATE = re.compile(r"^\s*(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[T ].*)?\s*$")
+_NUM_DATE = re.compile(r"^\s*(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\s*$")
+_PHONE_LIKE = re.compile(r"^\s*\+?[\d\s().\-]{9,24}$")
+_MONTHS = (
+    "january february march april may june july august september october november december"
+).split()
+# Two-letter words that are also English words are not treated as name words.
+_SHORT_STOP = frozenset(
+    "am an as at be by do go he hi if in is it me my no of oh ok on or ox so to up us we".split()
+)
+_NAME_SUFFIX = "_name"
+
+
+def _fold(text: str) -> str:
+    return text.translate(_FOLD)
+
+
+def _key(value: str) -> str:
+    """Accent-folded, casefolded alphanumerics: the form needles are compared in."""
+    return "".join(c for c in _fold(value).casefold() if c.isalnum())
+
+
+def _is_name_field(field: RecordField) -> bool:
+    return field.name == "name" or field.name.endswith(_NAME_SUFFIX)
+
+
+def _ordinal(day: int) -> str:
+    suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    return f"{day}{suffix}"
+
+
+def _parse_dates(value: str) -> list[date]:
+    """The dates a withheld value may denote (both readings of an ambiguous d/m/y)."""
+    found: list[date] = []
+    candidates: list[tuple[int, int, int]] = []
+    if m := _ISO_DATE.match(value):
+        candidates.append((int(m[1]), int(m[2]), int(m[3])))
+    elif m := _NUM_DATE.match(value):
+        a, b, y = int(m[1]), int(m[2]), int(m[3])
+        candidates += [(y, b, a), (y, a, b)]
+    else:
+        for fmt in ("%d %B %Y", "%B %d %Y", "%d %b %Y", "%b %d %Y"):
+            try:
+                parsed = datetime.strptime(value.replace(",", " ").strip(), fmt)  # noqa: DTZ007
+            except ValueError:
+                continue
+            candidates.append((parsed.year, parsed.month, parsed.day))
+            break
+    for y, mo, d in candidates:
+        try:
+            found.append(date(y, mo, d))
+        except ValueError:
+            continue
+    return found
+
+
+def _date_keys(day: date) -> set[str]:
+    """Keys of the written forms of ``day`` (separators and case do not matter)."""
+    d, m, y = day.day, day.month, day.year
+    month = _MONTHS[m - 1]
+    months = {month, month[:3]} | ({"sept"} if m == 9 else set())
+    days = {str(d), f"{d:02d}", _ordinal(d)}
+    years = {str(y)}
+    keys = {f"{y}{m:02d}{d:02d}", f"{y}{m}{d}"}
+    for a, b in ((d, m), (m, d)):
+        for yy in (str(y), f"{y % 100:02d}"):
+            keys |= {f"{a:02d}{b:02d}{yy}", f"{a}{b}{yy}"}
+    for dd in days:
+        for mm in months:
+            for yy in years | {f"{y % 100:02d}"}:
+                keys |= {f"{dd}{mm}{yy}", f"{dd}of{mm}{yy}", f"{mm}{dd}{yy}"}
+    return keys
+
+
+def _national_number(value: str) -> str:
+    """Digits of a phone number without country code or trunk prefix, or ``""``."""
+    if not _PHONE_LIKE.match(value):
+        return ""
+    digits = "".join(c for c in value if c.isdigit())
+    if value.lstrip().startswith("+") or digits.startswith("00"):
+        digits = digits.lstrip("0")
+        for code in ("44", "1"):
+            if digits.startswith(code):
+                digits = digits[len(code) :]
+                break
+    elif len(digits) == 11 and digits.startswith("1"):  # US 1-NPA-NXX-XXXX
+        digits = digits[1:]
+    digits = digits.lstrip("0")  # UK trunk 0, or "(0)" after +44
+    return digits if len(digits) >= 9 else ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Needle:
+    key: str
+    kind: _Kind
+
+
+@dataclass(frozen=True, slots=True)
+class DenyList:
+    """The variants of one request's withheld values that S4 looks for (built per message)."""
+
+    needles: tuple[_Needle, ...]
+    separators: frozenset[str]
+    _delete: dict[int, None]
+
+    def __bool__(self) -> bool:
+        return bool(self.needles)
+
+    def normalise(self, text: str) -> str:
+        """Accent-folded, separators removed, casefolded (markers must be masked first)."""
+        return _fold(text).translate(self._delete).casefold()
+
+    def positions(self, text: str) -> tuple[str, list[int]]:
+        """`normalise` plus, for each normalised character, its index in ``text``."""
+        folded = _fold(text)
+        chars: list[str] = []
+        where: list[int] = []
+        for i, c in enumerate(folded):
+            if c in self.separators:
+                continue
+            low = c.casefold()  # may be longer than one character: each maps to i
+            chars.append(low)
+            where.extend([i] * len(low))
+        return "".join(chars), where
+
+
+def build_deny_list(
+    withheld: Iterable[RecordField], delivered: Iterable[RecordField] = ()
+) -> DenyList:
+    """Deny-list needles for one request: withheld values, their name words and variants.
+
+    Words of delivered ``*_name`` values are spared, as in S3. Values with fewer than four
+    alphanumerics are left to S3's whole-token rule.
+    """
+    withheld = list(withheld)
+    spared = {_key(w) for f in delivered if _is_name_field(f) for w in _LETTERS.findall(f.value)}
+    separators = set(BASE_SEPARATORS)
+    needles: dict[str, _Kind] = {}
+    rank: dict[_Kind, int] = {"text": 0, "number": 1, "word": 2, "short_word": 3}
+
+    def add(key: str, kind: _Kind) -> None:
+        if key and (key not in needles or rank[kind] < rank[needles[key]]):
+            needles[key] = kind
+
+    for field in withheld:
+        value = field.value
+        alnum = [i for i, c in enumerate(value) if c.isalnum()]
+        if len(alnum) < 4:
+            continue
+        separators |= {c for c in value[alnum[0] : alnum[-1] + 1] if not c.isalnum()}
+        add(_key(value), "text")
+        if nsn := _national_number(value):
+            add(nsn, "number")
+        for day in _parse_dates(value):
+            for key in _date_keys(day):
+                add(key, "number" if key[0].isdigit() or key[-1].isdigit() else "text")
+        if _is_name_field(field):
+            for word in _NAME_WORD.findall(value):
+                for part in {word, *_LETTERS.findall(word)}:
+                    key = _key(part)
+                    if key in spared or not key.isalpha():
+                        continue
+                    if len(key) >= 3:
+                        add(key, "word")
+                    elif len(key) == 2 and key not in _SHORT_STOP:
+                        add(key, "short_word")
+    separators.discard(_OPAQUE)
+    ordered = tuple(_Needle(k, kind) for k, kind in sorted(needles.items(), key=lambda x: -len(x[0])))
+    frozen = frozenset(separators)
+    return DenyList(ordered, frozen, dict.fromkeys(map(ord, frozen)))
+
+
+def _bounded(text: str, start: int, end: int, kind: _Kind) -> bool:
+    """Whole word (names), no digit glued on (numbers), capitalised (two-letter names)."""
+    if kind == "text":
+        return True
+    if kind == "number":
+        return not (start > 0 and text[start - 1].isdigit()) and not (
+            end < len(text) and text[end].isdigit()
+        )
+    if start > 0 and text[start - 1].isalpha():
+        return False
+    if end < len(text) and text[end].isalpha():
+        return False
+    return kind == "word" or text[start].isupper()
+
+
+class WithheldValueRecognizer(LocalRecognizer):  # type: ignore[misc]
+    """Presidio deny-list recognizer for one message's withheld values and their variants.
+
+    Matching is by normalised substring (``str.find``), not by regex, so building one per
+    message compiles nothing; a text that mentions no needle costs one ``translate`` and
+    one ``in`` test per needle.
+    """
+
+    def __init__(self, deny_list: DenyList) -> None:
+        self._deny = deny_list
+        super().__init__(
+            supported_entities=[WITHHELD_ENTITY],
+            name="WithheldValueRecognizer",
+            supported_language=LANGUAGE,
+        )
+
+    def load(self) -> None:
+        """Nothing to load: the needles come with the message."""
+
+    def analyze(
+        self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+    ) -> list[RecognizerResult]:
+        """Every bounded occurrence of every needle (overlaps included)."""
+        deny = self._deny
+        norm = deny.normalise(text)
+        present = [n for n in deny.needles if n.key in norm]
+        if not present:
+            return []
+        norm, where = deny.positions(text)
+        results: list[RecognizerResult] = []
+        for needle in present:
+            size = len(needle.key)
+            at = norm.find(needle.key)
+            while at >= 0:
+                start, end = where[at], where[at + size - 1] + 1
+                if _bounded(text, start, end, needle.kind):
+                    results.append(
+                        RecognizerResult(
+                            WITHHELD_ENTITY,
+                            start,
+                            end,
+                            1.0,
+                            recognition_metadata={
+                                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                            },
+                        )
+                    )
+                at = norm.find(needle.key, at + 1)
+        return results
+
+
+# ------------------------------------------------------------------ the scrubber
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One detected span of a text (no value: callers slice the text if they must)."""
+
+    entity: str
+    start: int
+    end: int
+
+
+def is_free_text(value: str, category: DataCategory) -> bool:
+    """S4 applies to case narratives and to any value longer than `FREE_TEXT_MIN_CHARS`."""
+    return category is DataCategory.CASE_NARRATIVE or len(value) > FREE_TEXT_MIN_CHARS
+
+
+def _allow_keys(delivered: Iterable[RecordField]) -> frozenset[str]:
+    """Keys of short delivered values (and their phone national numbers)."""
+    keys: set[str] = set()
+    for field in delivered:
+        if len(field.value) <= FREE_TEXT_MIN_CHARS:
+            keys.add(_key(field.value))
+            if nsn := _national_number(field.value):
+                keys.add(nsn)
+    keys.discard("")
+    return frozenset(keys)
+
+
+def _merge(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _without_markers(spans: list[tuple[int, int]], text: str) -> list[tuple[int, int]]:
+    """Cut existing markers out of the spans: a marker is never scrubbed again."""
+    marks = [(m.start(), m.end()) for m in re.finditer(re.escape(MARKER), text)]
+    if not marks:
+        return spans
+    out: list[tuple[int, int]] = []
+    for start, end in spans:
+        cursor = start
+        for m_start, m_end in marks:
+            if m_end <= cursor or m_start >= end:
+                continue
+            if m_start > cursor:
+                out.append((cursor, m_start))
+            cursor = max(cursor, m_end)
+        if cursor < end:
+            out.append((cursor, end))
+    return out
+
+
+class FreeTextScrubber:
+    """Presidio analyzer + anonymizer configured for S4; create once per process.
+
+    Construction builds the recognizers (compiling their patterns) and runs one warm-up
+    analysis, so no compilation happens on the request path. Thread-safe: per-message
+    state lives in the closure `scrub_pass` returns.
+    """
+
+    def __init__(self, *, score_threshold: float = SCORE_THRESHOLD) -> None:
+        registry = RecognizerRegistry(supported_languages=[LANGUAGE])
+        for recognizer in _pattern_recognizers():
+            registry.add_recognizer(recognizer)
+        self._analyzer = AnalyzerEngine(
+            registry=registry,
+            nlp_engine=NoOpNlpEngine(models=[{"lang_code": LANGUAGE, "model_name": "none"}]),
+            supported_languages=[LANGUAGE],
+            default_score_threshold=score_threshold,
+            context_aware_enhancer=_NoContextEnhancer(),
+        )
+        self._anonymizer = AnonymizerEngine()
+        self._operators = {"DEFAULT": OperatorConfig("replace", {"new_value": MARKER})}
+        self._threshold = score_threshold
+        # Warm-up: compiles every pattern now rather than on the first request.
+        self.findings("born 02/07/1988, call 07700 900188 or a@example.org, SSN 123-45-6789")
+
+    def findings(
+        self,
+        text: str,
+        deny_list: DenyList | None = None,
+        allow: frozenset[str] = frozenset(),
+    ) -> list[Finding]:
+        """Spans of ``text`` S4 would replace (markers masked, allowed values spared)."""
+        masked = text.replace(MARKER, _OPAQUE * len(MARKER))
+        ad_hoc = [WithheldValueRecognizer(deny_list)] if deny_list else None
+        entities = [*PATTERN_ENTITIES, WITHHELD_ENTITY] if ad_hoc else list(PATTERN_ENTITIES)
+        results: list[RecognizerResult] = self._analyzer.analyze(
+            masked,
+            LANGUAGE,
+            entities=entities,
+            score_threshold=self._threshold,
+            ad_hoc_recognizers=ad_hoc,
+        )
+        out: list[Finding] = []
+        for r in results:
+            if r.entity_type != WITHHELD_ENTITY and allow:
+                piece = masked[r.start : r.end]
+                if _key(piece) in allow or _national_number(piece) in allow:
+                    continue
+            out.append(Finding(r.entity_type, r.start, r.end))
+        return out
+
+    def scrub(
+        self,
+        text: str,
+        deny_list: DenyList | None = None,
+        allow: frozenset[str] = frozenset(),
+    ) -> tuple[str, int]:
+        """Replace every finding by ``[redacted]``; return the text and markers inserted."""
+        spans = _without_markers(
+            _merge((f.start, f.end) for f in self.findings(text, deny_list, allow)), text
+        )
+        if not spans:
+            return text, 0
+        # Spans are disjoint here, so the anonymizer's conflict handling has nothing to cut.
+        results = [RecognizerResult("PII", start, end, 1.0) for start, end in spans]
+        engine_result: Any = self._anonymizer.anonymize(
+            text,
+            results,
+            self._operators,
+            conflict_resolution=ConflictResolutionStrategy.REMOVE_INTERSECTIONS,
+            merge_entities_with_spaces=False,
+        )
+        return str(engine_result.text), len(spans)
+
+    def scrub_pass(
+        self, request: SharingRequest, withheld: Sequence[RecordField]
+    ) -> FreeTextPass:
+        """The `FreeTextPass` for one request: pass it to ``redact(..., free_text=...)``.
+
+        ``withheld``: the record fields not delivered (``rules.delivered_fields``); every
+        other field of the record counts as delivered (its short values are spared).
+        """
+        gone = {f.name for f in withheld}
+        delivered = [f for f in request.record.fields if f.name not in gone]
+        deny_list = build_deny_list(withheld, delivered)
+        allow = _allow_keys(delivered)
+
+        def free_text(value: str, category: DataCategory) -> tuple[str, int]:
+            if not is_free_text(value, category):
+                return value, 0
+            return self.scrub(value, deny_list, allow)
+
+        return free_text
+
+
+_default: FreeTextScrubber | None = None
+_default_lock = threading.Lock()
+
+
+def default_scrubber() -> FreeTextScrubber:
+    """The process-wide scrubber, built on first use (never at import time)."""
+    global _default  # noqa: PLW0603 - a lazy per-process singleton is the point
+    with _default_lock:
+        if _default is None:
+            _default = FreeTextScrubber()
+        return _default
+
