@@ -10,7 +10,7 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sharinghub.runtime.settings import Settings
@@ -281,6 +281,56 @@ def cmd_review_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ledger_and_key() -> tuple[Any, Any, bytes, str]:
+    from sharinghub.delivery.ledger import AuditLedger
+    from sharinghub.runtime.db import create_engine_for
+    from sharinghub.runtime.stamps import StageKeys
+
+    settings = _settings()
+    engine = create_engine_for(settings.database_url)
+    keys = StageKeys.load(settings.resolved_keys_file())
+    return engine, AuditLedger(engine), keys.subject_hash_key, "hub-checkpoint"
+
+
+def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    engine, ledger, key, key_id = _ledger_and_key()
+    checkpoint = ledger.checkpoint(key, key_id)
+    engine.dispose()
+    text = checkpoint.model_dump_json(indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+        print(f"checkpoint of row #{checkpoint.seq} written to {args.out}")
+    else:
+        print(text)
+    return 0
+
+
+def cmd_audit_check(args: argparse.Namespace) -> int:
+    from sharinghub.delivery.audit_record import Checkpoint, verify_checkpoint
+
+    engine, ledger, key, _ = _ledger_and_key()
+    try:
+        checkpoint = Checkpoint.model_validate_json(Path(args.checkpoint).read_text())
+    except (OSError, ValueError):
+        print(f"error: {args.checkpoint} is not a readable checkpoint", file=sys.stderr)
+        return 2
+    signed = verify_checkpoint(checkpoint, key)
+    held = signed and ledger.holds_checkpoint(checkpoint)
+    engine.dispose()
+    if not signed:
+        print("CHECKPOINT SIGNATURE INVALID", file=sys.stderr)
+        return 1
+    if not held:
+        print(
+            f"LEDGER NO LONGER HOLDS row #{checkpoint.seq} as checkpointed (rewritten or "
+            "truncated)",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"ledger still holds checkpointed row #{checkpoint.seq}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sharinghub", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -326,11 +376,22 @@ def build_parser() -> argparse.ArgumentParser:
     av = asub.add_parser("verify", help="recompute the hash chain; exit 1 naming the first bad row")
     av.add_argument("--json", action="store_true")
     av.set_defaults(func=cmd_audit_verify)
+    ac = asub.add_parser("checkpoint", help="sign the chain head for an outside party to hold")
+    ac.add_argument("--out", help="write the checkpoint JSON here (default: stdout)")
+    ac.set_defaults(func=cmd_audit_checkpoint)
+    acv = asub.add_parser("check", help="verify a checkpoint and that the ledger still holds it")
+    acv.add_argument("checkpoint")
+    acv.set_defaults(func=cmd_audit_check)
+    from sharinghub.tools import consent_cli, policy_cli
+
+    policy_cli.register(sub)
+    consent_cli.register(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     return int(args.func(args) or 0)
 

@@ -16,13 +16,11 @@ import asyncio
 import base64
 import copy
 import json
-import os
 import re
 import time
 import urllib.request
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -321,8 +319,6 @@ async def test_no_canary_reaches_spans_metrics_logs_or_outcomes(hub: Hub, exampl
     assert "sharinghub_review_queue_depth" in scraped["policy-0"]
     assert "sharinghub_consumer_lag" in scraped["delivery-0"]
     metrics_text = "\n".join(scraped.values())
-    if os.environ.get("SHARINGHUB_CANARY_DUMP"):
-        Path(os.environ["SHARINGHUB_CANARY_DUMP"]).write_text(metrics_text)
     # Labels are vocabulary ids and codes only: no request id, no free text.
     for text in scraped.values():
         for family in text_string_to_metric_families(text):

@@ -124,7 +124,9 @@ def test_api_refuses_requests_without_a_valid_token(client: TestClient) -> None:
         assert r.status_code == 401, path
         assert r.headers["www-authenticate"].startswith("Bearer")
         assert "items" not in r.text
-    assert client.get("/api/decisions", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert (
+        client.get("/api/decisions", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    )
     assert client.get("/api/decisions", headers={"Authorization": "Bearer "}).status_code == 401
     other = {"Authorization": f"Bearer {TOKENS['board']}x"}
     assert client.get("/api/decisions", headers=other).status_code == 401
@@ -158,7 +160,9 @@ def test_browser_login_sets_an_httponly_cookie(client: TestClient) -> None:
     assert TOKENS["board"] not in cookie
     page = client.get("/reviews")
     assert page.status_code == 200 and "signed in as board" in page.text
-    client.cookies.set(COOKIE_NAME, client.cookies[COOKIE_NAME].replace("board", "auditor"))
+    forged = client.cookies[COOKIE_NAME].replace("board", "auditor")
+    client.cookies.clear()
+    client.cookies.set(COOKIE_NAME, forged)
     assert client.get("/reviews").status_code == 303  # a forged cookie is refused
     out = client.post("/logout")
     assert out.status_code == 303
@@ -238,7 +242,7 @@ def test_api_decisions_filters_and_rejects_bad_values(client: TestClient) -> Non
 
 def test_charts_draw_bars_per_group(client: TestClient) -> None:
     html = client.get("/charts?by=agency&period=day", headers=BEARER).text
-    assert html.count("<svg class=\"chart\"") == 2
+    assert html.count('<svg class="chart"') == 2
     bars = re.findall(r'<rect class="bar" data-key="([^"]+)"', html)
     assert bars and "ag-harlow-police" in bars
     purpose = client.get("/charts?period=week", headers=BEARER).text
@@ -276,7 +280,7 @@ def test_chain_status_reports_tampering(engine: Engine) -> None:
     with make_client(engine, verify_ttl_s=0) as c:
         assert c.get("/api/verify", headers=BEARER).json()["ok"] is True
         with engine.begin() as conn:
-            conn.execute(text("UPDATE audit_ledger SET outcome = 'denied' WHERE seq = 5"))
+            conn.execute(text("UPDATE audit_ledger SET reason_code = 'P.tampered' WHERE seq = 5"))
         report = c.get("/api/verify", headers=BEARER).json()
         assert report["ok"] is False and report["first_bad_seq"] == 5
         html = c.get("/chain", headers=BEARER).text
@@ -288,7 +292,7 @@ def test_chain_result_is_cached_briefly(engine: Engine) -> None:
     with make_client(engine, verify_ttl_s=3600) as c:
         assert c.get("/api/verify", headers=BEARER).json()["ok"] is True
         with engine.begin() as conn:
-            conn.execute(text("UPDATE audit_ledger SET outcome = 'denied' WHERE seq = 5"))
+            conn.execute(text("UPDATE audit_ledger SET reason_code = 'P.tampered' WHERE seq = 5"))
         assert c.get("/api/verify", headers=BEARER).json()["ok"] is True  # cached
 
 

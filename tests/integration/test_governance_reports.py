@@ -247,7 +247,9 @@ def test_uk_accounting_lists_every_recipient(queries: GovernanceQueries) -> None
 
 
 def test_accounting_of_an_unknown_subject_is_empty(queries: GovernanceQueries) -> None:
-    report = reports.accounting_of_disclosures("subj-nobody", queries.subject_records("subj-nobody"))
+    report = reports.accounting_of_disclosures(
+        "subj-nobody", queries.subject_records("subj-nobody")
+    )
     assert report.entries == () and report.excluded == () and report.regimes == ()
 
 
@@ -299,7 +301,9 @@ def test_totals_by_outcome_count_final_decisions_only(
     for r in seeded:
         if r.final:
             month = f"{r.recorded_at.year}-{r.recorded_at.month:02d}"
-            expected[f"{month}|{r.outcome.value}"] = expected.get(f"{month}|{r.outcome.value}", 0) + 1
+            expected[f"{month}|{r.outcome.value}"] = (
+                expected.get(f"{month}|{r.outcome.value}", 0) + 1
+            )
     assert {f"{row.period}|{row.key}": row.count for row in report.rows} == expected
     assert report.total == sum(r.final for r in seeded)
     # The interim pending_review of us-court is not counted; ex-12's final one is absent too.

@@ -32,6 +32,7 @@ from sharinghub.contracts.events import (
     RetractionNotice,
     ReviewCase,
     ReviewDecision,
+    ReviewEscalated,
 )
 from sharinghub.contracts.request import (
     BreakGlass,
@@ -104,6 +105,7 @@ __all__ = [
     "RetractionNotice",
     "ReviewCase",
     "ReviewDecision",
+    "ReviewEscalated",
     "ReviewRequirement",
     "SharingRequest",
     "Stage",

@@ -166,3 +166,18 @@ class RetractionAck(Contract):
         min_length=1, max_length=100, description="Practitioner id (not a name)."
     )
     acknowledged_at: AwareDatetime
+
+
+class ReviewEscalated(Contract):
+    """On ``sharinghub.review.escalations.v1``: a review case was not decided in time."""
+
+    schema_version: Literal["1"] = Field(default="1", description="Contract version.")
+    case_id: str
+    request_id: RequestId
+    kind: Literal["pending_review", "retrospective_review"]
+    purpose: Purpose
+    jurisdiction: Jurisdiction
+    opened_at: AwareDatetime
+    due_at: AwareDatetime
+    escalated_at: AwareDatetime
+    hours_overdue: float = Field(ge=0, description="How long past its due time.")

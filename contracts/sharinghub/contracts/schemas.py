@@ -25,6 +25,7 @@ from sharinghub.contracts.events import (
     RetractionNotice,
     ReviewCase,
     ReviewDecision,
+    ReviewEscalated,
 )
 from sharinghub.contracts.request import SharingRequest
 
@@ -88,6 +89,12 @@ MESSAGES: dict[str, tuple[type[BaseModel] | Any, str, str, str]] = {
         "agency.{agency_id}.inbox.v1",
         "Consent behind earlier deliveries was withdrawn (also on the inbox).",
         "consent id",
+    ),
+    "ReviewEscalated": (
+        ReviewEscalated,
+        topics.REVIEW_ESCALATIONS,
+        "A review case passed its due time undecided.",
+        "request id",
     ),
     "RetractionAck": (
         RetractionAck,

@@ -9,6 +9,7 @@ POLICY_DECIDED = "sharinghub.stage.policy-decided.v1"
 REDACTED = "sharinghub.stage.redacted.v1"
 REVIEW = "sharinghub.review.v1"
 REVIEW_DECISIONS = "sharinghub.review.decisions.v1"
+REVIEW_ESCALATIONS = "sharinghub.review.escalations.v1"
 OUTCOMES = "sharinghub.outcomes.v1"
 DLQ = "sharinghub.dlq.v1"
 NOTIFICATIONS = "sharinghub.notifications.v1"
@@ -22,6 +23,7 @@ PIPELINE_TOPICS: tuple[str, ...] = (
     REDACTED,
     REVIEW,
     REVIEW_DECISIONS,
+    REVIEW_ESCALATIONS,
     OUTCOMES,
     DLQ,
     NOTIFICATIONS,

@@ -436,10 +436,12 @@ def _accounting(report: reports.AccountingReport) -> str:
         else ""
     )
     entries = t.table(
-        ["Date", "Regime", "Recipient", "Purpose", "Categories", "Basis", "Consents"],
+        ["Date", "Request", "Regime", "Recipient", "Purpose", "Categories", "Basis", "Consents"],
         [
             [
                 t.when(e.date),
+                f'<a class="mono" href="/decisions/{t.path_part(e.request_id)}">'
+                f"{t.esc(e.request_id)}</a>",
                 t.esc(e.regime),
                 f'<span class="mono">{t.esc(e.recipient_agency_id)}</span> '
                 f'<span class="muted">({t.esc(e.recipient_agency_type)})</span>',

@@ -19,6 +19,7 @@ from sharinghub.delivery.audit_build import audit_record_for, outcome_event_for
 from sharinghub.delivery.ledger import AuditLedger
 from sharinghub.delivery.recorder import DecisionRecorder, Effect
 from sharinghub.policy.engine import PolicyEngine
+from sharinghub.policy.escalation import EscalationSweeper
 from sharinghub.policy.reviews import ReviewStore
 from sharinghub.runtime.app import SERVICE_VERSION, StageService
 from sharinghub.runtime.codec import InvalidMessage, decode, encode
@@ -227,6 +228,11 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         group_id="sharinghub-policy",
     )
     service.sample("review-queue", review_queue_sampler(engine))
+    escalation = EscalationSweeper(
+        reviews, service.publish_all, interval_s=settings.review_escalation_interval_s
+    )
+    service.on_startup(escalation.start)
+    service.on_shutdown(escalation.stop)
     return service
 
 

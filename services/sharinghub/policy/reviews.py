@@ -87,6 +87,25 @@ class ReviewStore:
             row.decided_at = decision.decided_at
             row.decision_json = decision.model_dump_json()
 
+    def overdue(self, now: datetime) -> list[ReviewCase]:
+        """Open cases past their due time that have not been escalated yet."""
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(ReviewCaseRow)
+                .where(ReviewCaseRow.status != "decided")
+                .where(ReviewCaseRow.due_at < now)
+                .where(ReviewCaseRow.escalated_at.is_(None))
+                .order_by(ReviewCaseRow.due_at)
+            ).all()
+            return [ReviewCase.model_validate_json(r.case_json) for r in rows]
+
+    def mark_escalated(self, case_ids: Sequence[str], now: datetime) -> None:
+        with self._sessions() as session, session.begin():
+            for row in session.scalars(
+                select(ReviewCaseRow).where(ReviewCaseRow.case_id.in_(list(case_ids)))
+            ):
+                row.escalated_at = row.escalated_at or now
+
     def list_cases(self, status: str | None = None) -> list[tuple[ReviewCase, str]]:
         with self._sessions() as session:
             q = select(ReviewCaseRow).order_by(ReviewCaseRow.opened_at)

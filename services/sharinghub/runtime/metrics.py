@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import threading
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from opentelemetry import metrics
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
@@ -53,6 +53,10 @@ STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 E2E_BUCKETS = (
     *(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
     *(300.0, 3600.0, 4 * 3600.0, 24 * 3600.0, 72 * 3600.0, 7 * 24 * 3600.0),
+)
+MESSAGE_BUCKETS = (
+    *(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005),
+    *(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
 )
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 
@@ -121,12 +125,14 @@ class HubMetrics:
         self.message_duration = meter.create_histogram(
             "sharinghub.stage.message.duration",
             unit="s",
-            description="Per message: time in the stage (its batch's wall time).",
+            description="Processing time per message: batch wall time / records in the batch "
+            "(one observation per batch). A message's own latency in the stage is the batch's.",
         )
-        self.message_queued = meter.create_histogram(
-            "sharinghub.stage.message.queued",
+        self.batch_queued = meter.create_histogram(
+            "sharinghub.stage.batch.queued",
             unit="s",
-            description="Per message: from its broker timestamp to the start of its batch.",
+            description="Wait of the oldest record of a batch: from its broker timestamp to "
+            "the start of the batch (queueing before the stage).",
         )
         self.e2e = meter.create_histogram(
             "sharinghub.request.e2e.duration",
@@ -166,28 +172,40 @@ class HubMetrics:
         """Record a committed batch: timings, messages, outcomes and DLQ entries it produced.
 
         `started_at` is wall-clock (time.time()) at the start of the batch. Called only after
-        every output was acknowledged, so a redelivered batch is not counted twice.
+        every output was acknowledged, so a redelivered batch is not counted twice. An SDK
+        measurement costs ~7 µs, so counts are summed per label set first and only the
+        end-to-end latency (once per outcome event) is recorded per message.
         """
         st = stage.value
         attrs = {"stage": st}
+        n = len(items)
         self.batch_duration.record(duration_s, attrs)
-        self.batch_size.record(len(items), attrs)
-        now = started_at + duration_s
+        self.batch_size.record(n, attrs)
+        if n:
+            self.message_duration.record(duration_s / n, attrs)
+        oldest_ms = min((it.record.timestamp for it in items if it.record.timestamp > 0), default=0)
+        if oldest_ms:
+            self.batch_queued.record(max(0.0, started_at - oldest_ms / 1000.0), attrs)
         per_topic: dict[str, int] = {}
         for it in items:
-            self.message_duration.record(duration_s, attrs)
-            ts = it.record.timestamp
-            if ts and ts > 0:
-                self.message_queued.record(max(0.0, started_at - ts / 1000.0), attrs)
-            t = _topic_label(it.record.topic)
-            per_topic[t] = per_topic.get(t, 0) + 1
-        for t, n in per_topic.items():
-            self.messages.add(n, {"stage": st, "topic": t})
+            per_topic[it.record.topic] = per_topic.get(it.record.topic, 0) + 1
+        for topic, count in per_topic.items():
+            self.messages.add(count, {"stage": st, "topic": _topic_label(topic)})
+        now = started_at + duration_s
+        requests: dict[tuple[str, str, str], int] = {}
+        dead: dict[str, int] = {}
         for out in outputs:
             if out.topic == topics.OUTCOMES:
-                self._outcome(out, now)
+                key = self._outcome(out, now)
+                if key is not None:
+                    requests[key] = requests.get(key, 0) + 1
             elif out.topic == topics.DLQ:
-                self._dead_letter(out, st)
+                code = _dead_letter_code(out)
+                dead[code] = dead.get(code, 0) + 1
+        for (outcome, purpose, by), count in requests.items():
+            self.requests.add(count, {"outcome": outcome, "purpose": purpose, "stage": by})
+        for code, count in dead.items():
+            self.dlq.add(count, {"stage": st, "reason_code": code})
 
     def batch_failed(self, stage: Stage, error: BaseException) -> None:
         """A batch that raised (it will be redelivered); labelled by exception class only."""
@@ -195,31 +213,23 @@ class HubMetrics:
             1, {"stage": stage.value, "error_type": _error_type(type(error).__name__)}
         )
 
-    def _outcome(self, out: Output, now: float) -> None:
+    def _outcome(self, out: Output, now: float) -> tuple[str, str, str] | None:
+        """(outcome, purpose, stage) labels of an outcome event; records its e2e latency."""
         try:
-            event = json.loads(out.value)
-        except ValueError:
-            return
+            event = orjson.loads(out.value)
+        except orjson.JSONDecodeError:
+            return None
         if not isinstance(event, dict):
-            return
+            return None
         outcome = _label(event.get("outcome"), _OUTCOMES)
-        self.requests.add(
-            1,
-            {
-                "outcome": outcome,
-                "purpose": _label(event.get("purpose"), _PURPOSES, default="unknown"),
-                "stage": _label(event.get("stage"), _STAGES),
-            },
-        )
         started = _received_at(out)
         if started is not None:
             self.e2e.record(max(0.0, now - started), {"outcome": outcome})
-
-    def _dead_letter(self, out: Output, stage: str) -> None:
-        reason_code = "other"
-        with contextlib.suppress(ValueError, AttributeError):
-            reason_code = _label(json.loads(out.value).get("reason_code"))
-        self.dlq.add(1, {"stage": stage, "reason_code": reason_code})
+        return (
+            outcome,
+            _label(event.get("purpose"), _PURPOSES, default="unknown"),
+            _label(event.get("stage"), _STAGES),
+        )
 
     # --- sampled gauges ------------------------------------------------------------------
 
@@ -263,6 +273,14 @@ class HubMetrics:
             for (k, s), (_, oldest) in items
             if oldest is not None
         ]
+
+
+def _dead_letter_code(out: Output) -> str:
+    try:
+        entry = orjson.loads(out.value)
+    except orjson.JSONDecodeError:
+        return "other"
+    return _label(entry.get("reason_code")) if isinstance(entry, dict) else "other"
 
 
 def _error_type(name: str) -> str:
@@ -327,8 +345,8 @@ def _views() -> list[Any]:
 
     return [
         hist("sharinghub.stage.batch.duration", STAGE_BUCKETS),
-        hist("sharinghub.stage.message.duration", STAGE_BUCKETS),
-        hist("sharinghub.stage.message.queued", E2E_BUCKETS),
+        hist("sharinghub.stage.message.duration", MESSAGE_BUCKETS),
+        hist("sharinghub.stage.batch.queued", E2E_BUCKETS),
         hist("sharinghub.request.e2e.duration", E2E_BUCKETS),
         hist("sharinghub.stage.batch.size", BATCH_SIZE_BUCKETS),
     ]
@@ -339,7 +357,7 @@ def setup_metrics(service_name: str, settings: Settings) -> MetricsEndpoint | No
     if settings.metrics_port is None:
         return None
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
-    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
     from opentelemetry.sdk.resources import Resource
     from prometheus_client import start_http_server
 
@@ -348,6 +366,8 @@ def setup_metrics(service_name: str, settings: Settings) -> MetricsEndpoint | No
         resource=Resource.create({"service.name": service_name}),
         metric_readers=[reader],
         views=_views(),
+        # Exemplars are not in the Prometheus text format; skipping them saves ~30% per call.
+        exemplar_filter=AlwaysOffExemplarFilter(),
     )
     metrics.set_meter_provider(provider)
     server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)

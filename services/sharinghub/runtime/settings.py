@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     )
     producer_max_batch_bytes: int = Field(default=1_048_576, ge=16_384)
     review_due_hours: float = Field(default=72.0, gt=0, description="Review escalation deadline.")
+    review_escalation_interval_s: float = Field(
+        default=30.0, gt=0, description="How often overdue review cases are looked for."
+    )
     tracing: bool = Field(default=True, description="Record OpenTelemetry spans.")
     trace_file: Path | None = Field(
         default=None,
