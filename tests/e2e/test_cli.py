@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import os
 import subprocess
 import sys
@@ -61,10 +62,36 @@ def test_scenario_run_reproduces_every_example_with_its_own_embedded_hub(tmp_pat
             assert not any(v.lower() in text for v in exp["must_not_contain"])
         else:
             assert s["inbox_message"] is None
-    # the ledger the run wrote verifies
+    # the ledger the run wrote verifies, and a checkpoint of its head holds
     verify = sharinghub(["audit", "verify", "--json"], tmp_path)
     assert verify.returncode == 0, verify.stderr
     assert json.loads(verify.stdout)["rows_checked"] >= len(expected)
+    checkpoint = sharinghub(["audit", "checkpoint", "--out", "cp.json"], tmp_path)
+    assert checkpoint.returncode == 0, checkpoint.stderr
+    assert sharinghub(["audit", "check", "cp.json"], tmp_path).returncode == 0
+    # someone edits a decision directly in the database: verify names the row, check fails
+    db = tmp_path / ".sharinghub" / "sharinghub.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE audit_ledger SET outcome = 'delivered' WHERE seq = 3")
+    tampered = sharinghub(["audit", "verify"], tmp_path)
+    assert tampered.returncode == 1
+    assert "#3" in tampered.stderr
+    assert sharinghub(["audit", "check", "cp.json"], tmp_path).returncode == 1
+
+
+def test_policy_simulate_compares_packs_and_delivers_nothing(tmp_path: Path) -> None:
+    scenarios = EXAMPLES if EXAMPLES.exists() else PACKAGED_EXAMPLES
+    run = sharinghub(
+        ["policy", "simulate", "--pack", "us_ca", "--input", str(scenarios), "--json"], tmp_path
+    )
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert len(report["requests"]) == 12
+    assert report["totals"]["outcome_before"]
+    by_id = {r["id"]: r for r in report["requests"]}
+    # us_ca makes one documented rule stricter/looser; unrelated purposes do not move
+    assert by_id["ex-07-invalid-complaining-tenant"]["changed"] == []
+    assert not (tmp_path / ".sharinghub").exists()  # nothing started, nothing delivered
 
 
 def test_scenario_run_reports_a_clear_error_for_a_bad_file(tmp_path: Path) -> None:

@@ -139,7 +139,7 @@ def test_board_member_signs_in_filters_and_reads_charts(console_url: str, page: 
     assert page.locator("dl.kv").count() >= 1
     _shot(page, "decision-detail")
 
-    page.goto(console_url + "/charts?period=day")
+    page.goto(console_url + "/charts?period=day&from=2025-03-01")
     bars = page.locator("svg.chart rect.bar")
     assert bars.count() > 10
     assert page.locator("svg.chart").count() == 2
@@ -172,7 +172,7 @@ def test_reviews_chain_and_accounting(console_url: str, page: Any) -> None:
 
     page.goto(console_url + "/accounting")
     page.fill("input[name=subject]", "subj-us-acct-0001")
-    page.click("button[type=submit]")
+    page.click("button.primary")
     page.wait_for_url("**subject=subj-us-acct-0001**")
     assert page.locator("h2", has_text="Disclosures (2)").count() == 1
     _shot(page, "accounting")

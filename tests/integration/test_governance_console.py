@@ -245,8 +245,11 @@ def test_charts_draw_bars_per_group(client: TestClient) -> None:
     assert html.count('<svg class="chart"') == 2
     bars = re.findall(r'<rect class="bar" data-key="([^"]+)"', html)
     assert bars and "ag-harlow-police" in bars
-    purpose = client.get("/charts?period=week", headers=BEARER).text
+    purpose = client.get("/charts?period=week&from=2025-03-01", headers=BEARER).text
     assert 'data-key="duty_to_warn"' in purpose and "2025-W10" in purpose
+    # 2018 to 2025 in days would be thousands of bars: the chart falls back to months.
+    long = client.get("/charts?period=day", headers=BEARER).text
+    assert "Too many days" in long and "2018-05 · duty_to_warn: 1" in long
     totals = client.get("/api/totals?by=outcome&period=month", headers=BEARER).json()
     assert totals["by_key"]["delivered"] > 0
     csv_text = client.get("/api/totals?by=purpose&format=csv", headers=BEARER).text

@@ -38,21 +38,29 @@ class Series:
     values: tuple[int, ...]
 
 
-def series_of(report: TotalsReport, labels: Sequence[str]) -> list[Series]:
-    """The report's groups as series over ``labels``; the largest groups keep their colour."""
-    keys = list(report.by_key)  # already largest first
-    kept = keys[: len(PALETTE)]
+def colour_map(keys_largest_first: Sequence[str]) -> dict[str, str]:
+    """A colour per group, largest first; later groups have none (they become ``other``).
+
+    Both charts of a page use one map, so a group has the same colour in each.
+    """
+    return {k: PALETTE[i] for i, k in enumerate(keys_largest_first[: len(PALETTE)])}
+
+
+def series_of(
+    report: TotalsReport, labels: Sequence[str], colours: dict[str, str] | None = None
+) -> list[Series]:
+    """The report's non-empty groups as series over ``labels``, in the colour map's order."""
+    colours = colours if colours is not None else colour_map(list(report.by_key))
     index = {label: i for i, label in enumerate(labels)}
-    values: dict[str, list[int]] = {k: [0] * len(labels) for k in [*kept, OTHER]}
+    values: dict[str, list[int]] = {k: [0] * len(labels) for k in [*colours, OTHER]}
     for row in report.rows:
         if row.period not in index:
             continue
-        key = row.key if row.key in kept else OTHER
+        key = row.key if row.key in colours else OTHER
         values[key][index[row.period]] += row.count
-    series = [Series(k, PALETTE[i], tuple(values[k])) for i, k in enumerate(kept)]
-    if any(values[OTHER]):
-        series.append(Series(OTHER, OTHER_COLOUR, tuple(values[OTHER])))
-    return series
+    series = [Series(k, colour, tuple(values[k])) for k, colour in colours.items()]
+    series.append(Series(OTHER, OTHER_COLOUR, tuple(values[OTHER])))
+    return [s for s in series if any(s.values)]
 
 
 def nice_max(value: int) -> tuple[int, int]:
@@ -71,8 +79,8 @@ def stacked_bars(
     series: Iterable[Series],
     *,
     title: str,
-    width: int = 760,
-    height: int = 260,
+    width: int = 1000,
+    height: int = 250,
 ) -> str:
     """An accessible SVG stacked bar chart (``role="img"`` with a title)."""
     series = list(series)
@@ -103,7 +111,7 @@ def stacked_bars(
         return "".join(out)
     slot = plot_w / len(labels)
     bar_w = max(min(slot * 0.7, 48), 1.5)
-    label_every = max(1, math.ceil(len(labels) / 12))
+    label_every = max(1, math.ceil(len(labels) / 20))
     for i, label in enumerate(labels):
         x = left + slot * i + (slot - bar_w) / 2
         y_base: float = top + plot_h
@@ -121,7 +129,7 @@ def stacked_bars(
         if i % label_every == 0:
             cx = left + slot * i + slot / 2
             out.append(
-                f'<text x="{cx:.1f}" y="{top + plot_h + 16}" text-anchor="end" font-size="10" '
+                f'<text x="{cx:.1f}" y="{top + plot_h + 16}" text-anchor="end" font-size="11" '
                 f'fill="#5b6570" transform="rotate(-35 {cx:.1f} {top + plot_h + 16})">'
                 f"{escape(label)}</text>"
             )

@@ -22,6 +22,7 @@ from sharinghub.governance.context import (
 )
 from sharinghub.governance.queries import DecisionSummary, ReviewItem
 
+MAX_BARS = 120
 RETRACTIONS_NOTE = (
     '<h2>Unacknowledged retractions</h2><div class="notice">Retractions (asking a recipient '
     "to delete data sent in error or under a consent since withdrawn) are <strong>not yet "
@@ -240,50 +241,72 @@ def _chart_card(
     summaries: list[DecisionSummary],
     outcomes: frozenset[Outcome],
     labels: list[str],
+    colours: dict[str, str],
     by: reports.TotalsBy,
     period: reports.Period,
 ) -> str:
     report = reports.totals(summaries, by, period, outcomes=outcomes)
-    series = charts.series_of(report, labels)
+    series = charts.series_of(report, labels, colours)
     svg = charts.stacked_bars(labels, series, title=f"{title} per {period} by {by}")
     return (
-        f'<div class="card"><h2>{t.esc(title)} <span class="muted">({report.total})</span></h2>'
-        f"{svg}{charts.legend(series)}</div>"
+        f'<div class="card"><h2>{t.esc(title)} <span class="muted">({report.total}) per '
+        f"{t.esc(period)}, by {t.esc(by)}</span></h2>{svg}{charts.legend(series)}</div>"
     )
+
+
+def _labels(
+    summaries: list[DecisionSummary], period: reports.Period
+) -> tuple[list[str], reports.Period]:
+    """Period labels spanning the decisions, coarsened when there would be too many bars."""
+    if not summaries:
+        return [], period
+    first = min(s.recorded_at for s in summaries)
+    last = max(s.recorded_at for s in summaries)
+    coarser: dict[str, reports.Period] = {"day": "week", "week": "month"}
+    labels = reports.period_labels(first, last, period)
+    while len(labels) > MAX_BARS and period in coarser:
+        period = coarser[period]
+        labels = reports.period_labels(first, last, period)
+    return labels[-MAX_BARS:], period
 
 
 def charts_page(request: Request) -> HTMLResponse:
     """Disclosures and refusals over time, stacked by purpose or agency."""
     c = console_of(request)
-    errors: list[str] = []
     params = {k: request.query_params.get(k) for k in (*FILTER_KEYS, "by", "period")}
     f, errors = parse_filter(request.query_params)
     by = parse_by(request.query_params.get("by"), errors)
     summaries = [s for s in c.queries.summaries(f) if s.final]
-    first = summaries[0].recorded_at if summaries else None
-    last = summaries[-1].recorded_at if summaries else None
     raw_period = request.query_params.get("period")
-    period = (
-        auto_period(first, last)
+    wanted = (
+        auto_period(
+            min((s.recorded_at for s in summaries), default=None),
+            max((s.recorded_at for s in summaries), default=None),
+        )
         if raw_period in (None, "", "auto")
         else parse_period(raw_period, errors)
     )
-    labels = reports.period_labels(first, last, period) if first and last else []
+    labels, period = _labels(summaries, wanted)
+    note = (
+        f'<p class="muted">Too many {t.esc(wanted)}s for one chart: showing {t.esc(period)}s.</p>'
+        if period != wanted
+        else ""
+    )
     extra = t.select("by", "Group by", ["agency", "requester", "jurisdiction"], params.get("by"))
     extra = extra.replace(">all<", ">purpose<")
     extra += t.select("period", "Period", ["day", "week", "month"], params.get("period")).replace(
         ">all<", ">auto<"
     )
-    refusals = reports.REFUSAL_OUTCOMES
+    colours = charts.colour_map(list(reports.totals(summaries, by, period).by_key))
+    delivered = frozenset({Outcome.DELIVERED})
     body = (
         '<h1>Charts</h1><p class="lead">Final decisions over time. Disclosures are deliveries; '
         "refusals are denials and rejected requests. Hover a bar for its count.</p>"
         + _errors(errors)
         + _filter_form(params, c.queries.agencies(), extra)
-        + '<div class="charts">'
-        + _chart_card("Disclosures", summaries, frozenset({Outcome.DELIVERED}), labels, by, period)
-        + _chart_card("Refusals", summaries, refusals, labels, by, period)
-        + "</div>"
+        + note
+        + _chart_card("Disclosures", summaries, delivered, labels, colours, by, period)
+        + _chart_card("Refusals", summaries, reports.REFUSAL_OUTCOMES, labels, colours, by, period)
         + _totals_table(summaries, by)
     )
     return _html(request, "Charts", body, "/charts")
@@ -295,7 +318,8 @@ def _totals_table(summaries: list[DecisionSummary], by: reports.TotalsBy) -> str
         row = keys.setdefault(reports.group_key(s, by), {o.value: 0 for o in Outcome})
         row[s.outcome.value] += 1
     rows = [
-        [t.esc(k)] + [f'<span class="num">{v[o.value]}</span>' for o in Outcome]
+        [t.esc(k)]
+        + [str(v[o.value]) if v[o.value] else '<span class="muted">0</span>' for o in Outcome]
         for k, v in sorted(keys.items(), key=lambda kv: -sum(kv[1].values()))
     ]
     return "<h2>Totals</h2>" + t.table([by, *(o.value for o in Outcome)], rows)

@@ -35,7 +35,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
 from presidio_analyzer import (
@@ -101,7 +101,8 @@ _UK_PHONE = (
     r"[1-9](?:" + _SEP + r"\d){8,9}(?![\w])"  # 9-10 digit national number
 )
 _US_PHONE = (
-    r"(?<![\w+])(?:(?:\+|00)?1[ .\-]?)?"  # optional country code
+    r"(?<![\w+])(?=[+(\d])(?:(?:\+|00)?1[ .\-]?)?"  # optional country code (the lookahead
+    # lets the engine skip most positions fast)
     r"(?:\([2-9]\d\d\)[ ]?|[2-9]\d\d[ .\-]?)"  # area code
     r"[2-9]\d\d[ .\-]?\d{4}(?![\w])"  # exchange and line
 )
@@ -122,6 +123,14 @@ _DOB = (
     r"\b(?:born|d\.?o\.?b\.?|date[ ]of[ ]birth|birth[ ]?date|birthday)"
     r"(?:[ ]*[:\-\u2013][ ]*|[ ]+(?:is[ ]+|was[ ]+|on[ ]+|in[ ]+)?)\(?\K" + _DATE + r"(?!\d)"
 )
+# Presidio's NINO pattern (prefixes never issued excluded), with a cheap lookahead first:
+# the stock pattern costs ~2x as much on text without a NINO.
+_NINO = (
+    r"\b(?=[a-z]{2} ?\d)(?!bg|gb|nk|kn|nt|tn|zz)[a-ceghj-pr-tw-z][a-ceghj-npr-tw-z]"
+    r" ?\d\d ?\d\d ?\d\d ?[a-d]\b"
+)
+_EMAIL_LOCAL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}$")
+_EMAIL_DOMAIN = re.compile(r"\w+(?:-+\w+)*(?:\.\w+(?:-+\w+)*)+")
 _SSN_CUE = (
     r"\b(?:ssn|ss#|social[ ]security(?:[ ](?:number|no\.?|#))?)"
     r"(?:[ ]*[:#\-][ ]*|[ ]+(?:is[ ]+|was[ ]+)?)\K\d{9}\b"
@@ -129,10 +138,12 @@ _SSN_CUE = (
 
 
 class _FastEmailRecognizer(EmailRecognizer):
-    """Presidio's e-mail pattern, run only on text containing ``@``, validated offline.
+    """E-mail addresses, found from each ``@`` outwards; validated offline.
 
-    The stock recognizer validates the domain with tldextract, which downloads the
-    public-suffix list on first use; here a match is kept on the pattern alone.
+    Presidio's e-mail regex tries every word of the text (~0.2 ms per 150 words); this
+    looks only around an ``@``: local part behind it, dotted domain after it. The stock
+    recognizer also validates the domain with tldextract, which downloads the public
+    suffix list on first use: a match is kept on the pattern alone here.
     """
 
     def analyze(
@@ -142,17 +153,31 @@ class _FastEmailRecognizer(EmailRecognizer):
         nlp_artifacts: NlpArtifacts | None = None,
         regex_flags: int | None = None,
     ) -> list[RecognizerResult]:
-        """Skip the (costly) e-mail regex when there is no ``@`` at all."""
-        if "@" not in text:
-            return []
-        results: list[RecognizerResult] = super().analyze(
-            text, entities, nlp_artifacts, regex_flags
-        )
+        """One result per ``local@domain.tld`` around each ``@`` of the text."""
+        results: list[RecognizerResult] = []
+        at = text.find("@")
+        while at >= 0:
+            local = _EMAIL_LOCAL.search(text, max(0, at - 64), at)
+            domain = _EMAIL_DOMAIN.match(text, at + 1)
+            if local and domain:
+                start = local.start()
+                while start < at and not text[start].isalnum():  # no leading dots
+                    start += 1
+                if start < at:
+                    results.append(
+                        RecognizerResult(
+                            self.supported_entities[0],
+                            start,
+                            domain.end(),
+                            self.MAX_SCORE,
+                            recognition_metadata={
+                                RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                            },
+                        )
+                    )
+            at = text.find("@", at + 1)
         return results
-
-    def validate_result(self, pattern_text: str) -> bool | None:
-        """No network: the pattern itself requires a dotted domain."""
-        return None
 
 
 class _PhoneRecognizer(PatternRecognizer):
@@ -187,7 +212,7 @@ def _pattern_recognizers() -> list[EntityRecognizer]:
             ]
         ),
         NhsRecognizer(),  # 3-3-4 digits, kept only if the mod-11 checksum holds
-        UkNinoRecognizer(),
+        UkNinoRecognizer(patterns=[Pattern("NINO", _NINO, 0.5)]),
     ]
 
 
@@ -226,9 +251,15 @@ for _code in range(0xC0, 0x250):
     if _base.isascii() and _base.isalpha() and _base != chr(_code):
         _FOLD[_code] = _base
 _LETTERS = re.compile(r"[^\W\d_]+")
+_NON_ALNUM = re.compile(r"[\W_]+")
 _NAME_WORD = re.compile(r"(?:[^\W\d_]|['\u2019-])+")
 _ISO_DATE = re.compile(r"^\s*(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[T ].*)?\s*$")
 _NUM_DATE = re.compile(r"^\s*(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\s*$")
+_WORD_DATE = re.compile(
+    r"^\s*(?:(\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?\s+([a-z]{3,9})\.?|([a-z]{3,9})\.?\s+(\d{1,2})"
+    r"(?:st|nd|rd|th)?),?\s+(\d{4})\s*$",
+    re.IGNORECASE,
+)
 _PHONE_LIKE = re.compile(r"^\s*\+?[\d\s().\-]{9,24}$")
 _MONTHS = (
     "january february march april may june july august september october november december"
@@ -238,6 +269,7 @@ _SHORT_STOP = frozenset(
     "am an as at be by do go he hi if in is it me my no of oh ok on or ox so to up us we".split()
 )
 _NAME_SUFFIX = "_name"
+_MIN_DATE_KEY = 6
 
 
 def _fold(text: str) -> str:
@@ -246,7 +278,7 @@ def _fold(text: str) -> str:
 
 def _key(value: str) -> str:
     """Accent-folded, casefolded alphanumerics: the form needles are compared in."""
-    return "".join(c for c in _fold(value).casefold() if c.isalnum())
+    return _NON_ALNUM.sub("", _fold(value).casefold())
 
 
 def _is_name_field(field: RecordField) -> bool:
@@ -267,14 +299,11 @@ def _parse_dates(value: str) -> list[date]:
     elif m := _NUM_DATE.match(value):
         a, b, y = int(m[1]), int(m[2]), int(m[3])
         candidates += [(y, b, a), (y, a, b)]
-    else:
-        for fmt in ("%d %B %Y", "%B %d %Y", "%d %b %Y", "%b %d %Y"):
-            try:
-                parsed = datetime.strptime(value.replace(",", " ").strip(), fmt)  # noqa: DTZ007
-            except ValueError:
-                continue
-            candidates.append((parsed.year, parsed.month, parsed.day))
-            break
+    elif m := _WORD_DATE.match(value):
+        month = (m[2] or m[3]).casefold()
+        number = next((i for i, name in enumerate(_MONTHS, 1) if name.startswith(month)), 0)
+        if number and len(month) >= 3:
+            candidates.append((int(m[5]), number, int(m[1] or m[4])))
     for y, mo, d in candidates:
         try:
             found.append(date(y, mo, d))
@@ -342,6 +371,10 @@ class DenyList:
     def positions(self, text: str) -> tuple[str, list[int]]:
         """`normalise` plus, for each normalised character, its index in ``text``."""
         folded = _fold(text)
+        low = folded.casefold()
+        if len(low) == len(folded):  # fast path: one character for one ("ß" is not)
+            seps = self.separators
+            return low.translate(self._delete), [i for i, c in enumerate(low) if c not in seps]
         chars: list[str] = []
         where: list[int] = []
         for i, c in enumerate(folded):
@@ -382,7 +415,8 @@ def build_deny_list(
             add(nsn, "number")
         for day in _parse_dates(value):
             for key in _date_keys(day):
-                add(key, "number" if key[0].isdigit() or key[-1].isdigit() else "text")
+                if len(key) >= _MIN_DATE_KEY:  # "1288" for 1/2/88 would match too much
+                    add(key, "number" if key[0].isdigit() or key[-1].isdigit() else "text")
         if _is_name_field(field):
             for word in _NAME_WORD.findall(value):
                 for part in {word, *_LETTERS.findall(word)}:

@@ -63,11 +63,9 @@ BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 
 def _label(value: object, allowed: frozenset[str] | None = None, default: str = "other") -> str:
     """A safe label value: a known vocabulary id / fixed code, else `default`."""
-    if not isinstance(value, str) or not _CODE.match(value):
-        return default
-    if allowed is not None and value not in allowed:
-        return default
-    return value
+    if allowed is not None:
+        return value if isinstance(value, str) and value in allowed else default
+    return value if isinstance(value, str) and _CODE.match(value) else default
 
 
 def _topic_label(topic: str) -> str:
