@@ -22,7 +22,14 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         session_timeout_ms=6000,
         partitions=3,
     )
-    h = Hub(settings, extra_env={"SHARINGHUB_SESSION_TIMEOUT_MS": "6000"})
+    h = Hub(
+        settings,
+        extra_env={
+            "SHARINGHUB_SESSION_TIMEOUT_MS": "6000",
+            # small enough that the oversize test stays under the broker's own message limit
+            "SHARINGHUB_MAX_MESSAGE_BYTES": "300000",
+        },
+    )
     h.start()
     try:
         yield h

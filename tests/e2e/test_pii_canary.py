@@ -132,7 +132,7 @@ LABEL_VALUES = {  # every label the hub's metrics may carry, and what its values
     "kind": lambda v: v in {"pending_review", "retrospective_review", "other"},
     "status": lambda v: bool(_CODE.fullmatch(v)),
     "error_type": lambda v: bool(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", v)),
-    "le": lambda v: bool(re.fullmatch(r"[0-9.e+]+|\+Inf", v)),
+    "le": lambda v: bool(re.fullmatch(r"[0-9.e+-]+|\+Inf", v)),
 }
 
 

@@ -77,6 +77,7 @@ async def test_denied_request_lands_nowhere(hub: Hub, examples):  # type: ignore
         ("malformed_json", b'{"request_id": "bad-json-REQ", "purpose": '),
         ("schema_violation", None),  # built below: unknown purpose id
         ("not_an_object", b"[1, 2, 3]"),
+        ("oversize", b'{"request_id": "REQ", "stated_reason": "' + b"x" * 400_000 + b'"}'),
     ],
 )
 async def test_invalid_input_is_rejected_to_dlq_and_next_request_flows(
@@ -104,14 +105,16 @@ async def test_invalid_input_is_rejected_to_dlq_and_next_request_flows(
         )
         dead = DeadLetter.model_validate_json(dlq_rec.value)
         assert dead.stage.value == "consent"
-        assert dead.reason_code in {"malformed_json", "schema_violation"}
+        assert dead.reason_code in {"malformed_json", "schema_violation", "oversize"}
         # the reason names the problem, never a value from the message
         assert "Dolores" not in dead.reason and "because_i_said_so" not in dead.reason
         rejected = await client.wait_for(topics.OUTCOMES, outcome_for(dead.request_id))
         rejected_event = OutcomeEvent.model_validate_json(rejected.value)
         assert rejected_event.outcome is Outcome.REJECTED_INVALID
-        if label == "schema_violation":
+        if label in ("schema_violation", "oversize"):
             assert dead.request_id == bad_id
+        if label == "oversize":
+            assert dead.reason_code == "oversize"
         good = await client.wait_for(topics.OUTCOMES, outcome_for(good_id), timeout_s=90)
         assert OutcomeEvent.model_validate_json(good.value).outcome is Outcome.DELIVERED
     assert hub.check_alive() == []

@@ -24,6 +24,10 @@ PALETTE = (
     "#5f6b73",
     "#b5a51f",
     "#1fa6b5",
+    "#4a4a8a",
+    "#9c6d1f",
+    "#2a7f7f",
+    "#a83f6f",
 )
 OTHER = "other"
 OTHER_COLOUR = "#b8bec4"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from starlette.requests import Request
@@ -9,6 +10,7 @@ from starlette.responses import HTMLResponse
 
 from sharinghub.contracts import Jurisdiction, Outcome, Purpose
 from sharinghub.delivery.audit_record import AuditRecord
+from sharinghub.delivery.ledger import VerifyReport
 from sharinghub.governance import charts, reports
 from sharinghub.governance import templates as t
 from sharinghub.governance.context import (
@@ -53,12 +55,20 @@ def _age(item: ReviewItem, now: datetime) -> str:
     due = (
         t.badge(f"overdue by {-due_h:.1f} h", "bad")
         if item.overdue
-        else f'<span class="muted">due in {due_h:.1f} h</span>'
+        else f'<span class="muted nowrap">due in {due_h:.1f} h</span>'
     )
-    return f"open {item.age_hours:.1f} h<br>{due}"
+    return f'<span class="nowrap">open {item.age_hours:.1f} h</span><br>{due}'
 
 
 # -- overview ---------------------------------------------------------------------------
+
+
+def _chain_stat(report: VerifyReport | None) -> str:
+    if report is None:
+        return t.stat("audit chain (being checked)", "…")
+    return t.stat(
+        "audit chain", "intact" if report.ok else "TAMPERED", "ok" if report.ok else "bad"
+    )
 
 
 def overview(request: Request) -> HTMLResponse:
@@ -68,7 +78,7 @@ def overview(request: Request) -> HTMLResponse:
     counts = c.queries.counts()
     reviews = c.queries.open_reviews(now)
     overdue = sum(i.overdue for i in reviews)
-    report, checked_at, _ = c.verify.get()
+    verified = c.verify.peek()
     refused = counts.get(Outcome.DENIED.value, 0) + counts.get(Outcome.REJECTED_INVALID.value, 0)
     cards = "".join(
         [
@@ -77,15 +87,14 @@ def overview(request: Request) -> HTMLResponse:
             t.stat("refusals (denied, rejected)", refused),
             t.stat("open reviews", len(reviews)),
             t.stat("overdue reviews", overdue, "bad" if overdue else ""),
-            t.stat(
-                "audit chain", "intact" if report.ok else "TAMPERED", "ok" if report.ok else "bad"
-            ),
+            _chain_stat(verified[0] if verified else None),
         ]
     )
     oldest = _review_table(reviews[:5], now)
+    checked = f" (checked {t.when(verified[1])})" if verified else " (check running)"
     body = (
         '<h1>Overview</h1><p class="lead">What the hub decided, what is waiting for a person, '
-        f"and whether the audit record is intact (checked {t.when(checked_at)}).</p>"
+        f"and whether the audit record is intact{checked}.</p>"
         f'<div class="cards">{cards}</div>'
         f'<h2>Oldest open reviews</h2>{oldest}<p><a href="/reviews">All open reviews →</a></p>'
         f"{RETRACTIONS_NOTE}"
@@ -181,7 +190,9 @@ def decision_detail(request: Request) -> HTMLResponse:
         parts.append('<p class="muted">No decision recorded for this request.</p>')
     for seq, r in found:
         consents = ", ".join(f"{x.consent_id} v{x.version}" for x in r.consents_used)
-        facts = ", ".join(f"{k}={v}" for k, v in sorted(r.facts.items()) if v is not None)
+        facts = ", ".join(
+            f"{k}={json.dumps(v)}" for k, v in sorted(r.facts.items()) if v is not None
+        )
         manifest = t.table(
             ["Field name", "Category", "Action", "Rule"],
             [

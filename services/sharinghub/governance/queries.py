@@ -231,21 +231,49 @@ class GovernanceQueries:
 
 
 class VerifyCache:
-    """`AuditLedger.verify()` at most once per ``ttl_s``; concurrent callers share one run."""
+    """`AuditLedger.verify()` at most once per ``ttl_s``.
+
+    `get` waits for a fresh result; `peek` never waits: it returns the last result (or None)
+    and, if that is stale, starts one refresh in the background. A long ledger walk thus
+    slows the chain page, not every page that shows the chain's status.
+    """
 
     def __init__(self, ledger: AuditLedger, ttl_s: float = 30.0) -> None:
         self._ledger = ledger
         self.ttl_s = ttl_s
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one walk at a time
         self._result: tuple[VerifyReport, datetime, float, float] | None = None
 
-    def get(self) -> tuple[VerifyReport, datetime, float]:
-        """(report, when it was computed, seconds the walk took)."""
+    def _fresh(self) -> bool:
+        return self._result is not None and time.monotonic() - self._result[3] <= self.ttl_s
+
+    def _refresh(self) -> None:
         with self._lock:
-            if self._result is None or time.monotonic() - self._result[3] > self.ttl_s:
-                started = time.monotonic()
-                report = self._ledger.verify()
-                took = time.monotonic() - started
-                self._result = (report, datetime.now(UTC), took, time.monotonic())
-            report, at, took, _ = self._result
-            return report, at, took
+            if self._fresh():
+                return
+            started = time.monotonic()
+            report = self._ledger.verify()
+            took = time.monotonic() - started
+            self._result = (report, datetime.now(UTC), took, time.monotonic())
+
+    def get(self) -> tuple[VerifyReport, datetime, float]:
+        """(report, when it was computed, seconds the walk took), at most ``ttl_s`` old."""
+        self._refresh()
+        assert self._result is not None
+        report, at, took, _ = self._result
+        return report, at, took
+
+    def peek(self, first_wait_s: float = 2.0) -> tuple[VerifyReport, datetime, float] | None:
+        """The last result without waiting long; a stale one triggers a background refresh.
+
+        Before any result exists it waits up to ``first_wait_s`` for the first walk.
+        """
+        if not self._fresh() and not self._lock.locked():
+            worker = threading.Thread(target=self._refresh, name="verify-refresh", daemon=True)
+            worker.start()
+            if self._result is None:
+                worker.join(first_wait_s)
+        if self._result is None:
+            return None
+        report, at, took, _ = self._result
+        return report, at, took

@@ -368,10 +368,10 @@ def _case(i: int, fake: Faker, rng: random.Random) -> LabelledCase:
         f"Review due {rng.randint(1, 28):02d}/{rng.randint(1, 12):02d}/2025.",
     ]
     for step in steps:
-        n.filler(rng.randint(3, 6))
+        n.filler(rng.randint(2, 6))
         step()
     for decoy in decoys:
-        n.filler(rng.randint(3, 6))
+        n.filler(rng.randint(2, 6))
         n.text(decoy)
     fields.append(("case_note", "case_narrative", n.value()))
 

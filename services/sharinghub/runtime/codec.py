@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 import orjson
@@ -38,12 +39,20 @@ def describe_validation_error(exc: ValidationError, limit: int = 5) -> str:
     return "; ".join(parts)
 
 
+_REQUEST_ID = re.compile(rb'"request_id"\s*:\s*"([A-Za-z0-9][A-Za-z0-9._:-]{0,127})"')
+
+
 def recover_request_id(raw: bytes) -> str | None:
-    """Best effort: the request id of a message that failed validation, if it has a sane one."""
+    """Best effort: the request id of a message that failed validation, if it has a sane one.
+
+    Broken or truncated JSON (an oversize message is only looked at in its first kilobytes)
+    is searched for a well-formed `"request_id": "…"` pair instead.
+    """
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return None
+        match = _REQUEST_ID.search(raw[:4096])
+        return match.group(1).decode() if match else None
     if isinstance(data, dict):
         candidate = data.get("request_id")
         if (
@@ -81,7 +90,9 @@ def _decode_with(validate: Any, raw: bytes | None, *, max_bytes: int) -> Any:
         first = exc.errors(include_url=False, include_input=False)[0]
         code = "malformed_json" if first["type"] == "json_invalid" else "schema_violation"
         if code == "malformed_json":
-            raise InvalidMessage(code, "message is not valid JSON") from None
+            raise InvalidMessage(
+                code, "message is not valid JSON", recover_request_id(raw)
+            ) from None
         raise InvalidMessage(
             code, describe_validation_error(exc), recover_request_id(raw)
         ) from None
