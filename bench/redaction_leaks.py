@@ -64,7 +64,7 @@ def _detector_scores(cases: list[LabelledCase], scrubber: FreeTextScrubber) -> N
     for case in cases:
         text = case.narrative
         spans = [(f.start, f.end) for f in scrubber.findings(text)]
-        covered = set()
+        covered: set[int] = set()
         for start, end in spans:
             covered.update(range(start, end))
         labelled = [m for m in case.mentions if m.kind in PATTERN_KINDS]
@@ -74,9 +74,7 @@ def _detector_scores(cases: list[LabelledCase], scrubber: FreeTextScrubber) -> N
             positives[m.kind] += 1
             hits[m.kind] += all(i in covered for i in range(m.start, m.end))
         findings += len(spans)
-        correct += sum(
-            1 for s, e in spans if any(s < m.end and m.start < e for m in labelled)
-        )
+        correct += sum(1 for s, e in spans if any(s < m.end and m.start < e for m in labelled))
     total_p, total_h = sum(positives.values()), sum(hits.values())
     _out(f"pattern recall     {total_h}/{total_p} = {total_h / total_p:.4f}   (target >= 0.99)")
     for kind in sorted(positives):

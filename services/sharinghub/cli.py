@@ -8,7 +8,8 @@ import json
 import os
 import sys
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,17 +41,38 @@ def _hub_or_external(settings, processes: int = 1):  # type: ignore[no-untyped-d
     return hub, hub
 
 
+@contextmanager
+def _console(settings: Settings, port: int) -> Iterator[str | None]:
+    """The governance console beside the hub, when the operator configured tokens."""
+    from sharinghub.governance.app import ConsoleServer, create_console_app
+    from sharinghub.governance.auth import tokens_from_env
+    from sharinghub.runtime.db import create_engine_for
+
+    tokens = tokens_from_env()
+    if not tokens:
+        yield None
+        return
+    engine = create_engine_for(settings.database_url)
+    server = ConsoleServer(create_console_app(engine, tokens), port=port).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        engine.dispose()
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from sharinghub.tools.hub import Hub
 
     settings = _settings()
     hub = Hub(settings, processes_per_stage=args.processes)
     print("starting sharinghub (broker, database schema, 4 services) …", flush=True)
-    with hub:
+    with hub, _console(settings, args.console_port) as console_url:
         print(f"  broker     {hub.broker.kind} at {hub.bootstrap_servers}")  # type: ignore[union-attr]
         print(f"  database   {settings.database_url}")
         print(f"  logs       {hub.log_dir()}/")
         print(f"  traces     {settings.resolved_trace_file()}")
+        print(f"  console    {console_url or 'off (set SHARINGHUB_GOVERNANCE_TOKENS=name:token)'}")
         print("\nsharinghub is up. In another terminal:")
         print(
             f"  KAFKA_BOOTSTRAP_SERVERS={hub.bootstrap_servers} sharinghub scenario run FILE.jsonl"
@@ -339,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
     u = sub.add_parser("up", help="start broker, database and all services; Ctrl-C stops all")
     u.add_argument("--processes", type=int, default=1, help="processes per stage")
+    u.add_argument("--console-port", type=int, default=8765, help="governance console port")
     u.set_defaults(func=cmd_up)
     d = sub.add_parser("demo", help="run the example scenarios end to end and show outcomes")
     d.add_argument("--file", default=str(DEMO_FILE), help="scenario file (JSON lines)")
@@ -382,8 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
     acv = asub.add_parser("check", help="verify a checkpoint and that the ledger still holds it")
     acv.add_argument("checkpoint")
     acv.set_defaults(func=cmd_audit_check)
-    from sharinghub.tools import consent_cli, policy_cli
+    from sharinghub.tools import bench_cli, consent_cli, policy_cli
 
+    bench_cli.register(sub)
+    from sharinghub.governance.cli import register as register_governance
+
+    register_governance(sub)
     policy_cli.register(sub)
     consent_cli.register(sub)
     return p

@@ -20,7 +20,7 @@ from sharinghub.delivery.ledger import AuditLedger
 from sharinghub.governance.app import ConsoleServer, create_console_app
 from sharinghub.runtime.db import create_engine_for
 from sharinghub.runtime.schema import upgrade
-from tests.integration.test_governance_console import NOW, TOKENS, seed_reviews
+from tests.integration.test_governance_console import NOW, TOKENS, seed_retractions, seed_reviews
 from tests.integration.test_governance_reports import seed_records
 
 pytestmark = pytest.mark.e2e
@@ -54,6 +54,7 @@ def console_url(
     engine = create_engine_for(url)
     AuditLedger(engine).append(seed_records(examples))
     seed_reviews(engine, examples, NOW)
+    seed_retractions(engine, NOW)
     app = create_console_app(engine, TOKENS, clock=lambda: NOW, page_size=15)
     with ConsoleServer(app, port=0) as server:
         yield server.url
@@ -163,7 +164,7 @@ def test_reviews_chain_and_accounting(console_url: str, page: Any) -> None:
     assert overdue.count() == 1
     assert "overdue by 6.0 h" in overdue.inner_text()
     assert "open 3.2 h" in page.content()
-    assert "not yet recorded by this version" in page.content()
+    assert "Unacknowledged retractions (1)" in page.content()
     _shot(page, "reviews")
 
     page.goto(console_url + "/chain")

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, text
 from starlette.testclient import TestClient
 
+from sharinghub.consent.retractions import RetractionRow
 from sharinghub.contracts import (
     DataCategory,
     Envelope,
@@ -27,7 +28,7 @@ from sharinghub.delivery.ledger import AuditLedger
 from sharinghub.governance.app import create_console_app
 from sharinghub.governance.auth import COOKIE_NAME, TokenConfigError, parse_tokens
 from sharinghub.policy.reviews import ReviewStore
-from sharinghub.runtime.db import create_engine_for
+from sharinghub.runtime.db import create_engine_for, session_factory
 from sharinghub.runtime.schema import upgrade
 from tests.integration.test_governance_reports import seed_records
 from tests.support.examples import request_of
@@ -87,12 +88,39 @@ def seed_reviews(engine: Engine, examples: list[dict[str, Any]], now: datetime) 
     )
 
 
+def seed_retractions(engine: Engine, now: datetime) -> None:
+    """One retraction waiting for its recipient's acknowledgement, one acknowledged."""
+    common = {"consent_id": "cd-acct-1", "recipient_agency_id": "ag-harlow-homes"}
+    with session_factory(engine)() as session, session.begin():
+        session.add(
+            RetractionRow(
+                retraction_id="rtr-cd-acct-1-v3-ag-harlow-homes",
+                request_ids="uk-consent,us-consent",
+                issued_at=now - timedelta(hours=5),
+                published_at=now - timedelta(hours=5),
+                **common,
+            )
+        )
+        session.add(
+            RetractionRow(
+                retraction_id="rtr-acked",
+                request_ids="us-consent",
+                issued_at=now - timedelta(hours=50),
+                published_at=now - timedelta(hours=50),
+                acknowledged_at=now - timedelta(hours=40),
+                acknowledged_by="dpo-0001",
+                **common,
+            )
+        )
+
+
 @pytest.fixture
 def engine(database_url: str, examples: list[dict[str, Any]]) -> Iterator[Engine]:
     upgrade(database_url)
     eng = create_engine_for(database_url)
     AuditLedger(eng).append(seed_records(examples))
     seed_reviews(eng, examples, NOW)
+    seed_retractions(eng, NOW)
     try:
         yield eng
     finally:
@@ -119,7 +147,13 @@ def _rows(html: str) -> list[str]:
 
 
 def test_api_refuses_requests_without_a_valid_token(client: TestClient) -> None:
-    for path in ("/api/decisions", "/api/totals", "/api/verify", "/api/reviews", "/api/ferpa"):
+    for path in (
+        "/api/decisions",
+        "/api/totals",
+        "/api/verify",
+        "/api/reviews",
+        "/api/retractions",
+    ):
         r = client.get(path)
         assert r.status_code == 401, path
         assert r.headers["www-authenticate"].startswith("Bearer")
@@ -263,9 +297,14 @@ def test_reviews_show_age_and_overdue(client: TestClient) -> None:
     assert overdue and 'class="overdue"' in overdue[0] and "overdue by 6.0 h" in overdue[0]
     assert "break-glass" in overdue[0]
     assert "rr-done" not in html  # decided cases are not waiting
-    assert "not yet recorded by this version" in html
+    retractions = html.split("Unacknowledged retractions (1)", 1)[1]
+    assert "rtr-cd-acct-1-v3-ag-harlow-homes" in retractions and "open 5.0 h" in retractions
+    assert "rtr-acked" not in html
     api = client.get("/api/reviews", headers=BEARER).json()
     assert {i["case_id"]: i["overdue"] for i in api} == {"pr-ex12": False, "rr-us-warn": True}
+    open_retractions = client.get("/api/retractions", headers=BEARER).json()
+    assert [r["retraction_id"] for r in open_retractions] == ["rtr-cd-acct-1-v3-ag-harlow-homes"]
+    assert open_retractions[0]["request_ids"] == ["uk-consent", "us-consent"]
 
 
 def test_accounting_page_and_exports(client: TestClient) -> None:
@@ -329,6 +368,7 @@ def test_no_field_value_or_stated_reason_appears_anywhere(
         "/api/reviews",
         "/api/ferpa",
         "/api/totals",
+        "/api/retractions",
     ]
     for ex in examples:
         paths.append(f"/decisions/{ex['id']}-audit")

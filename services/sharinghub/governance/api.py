@@ -111,3 +111,9 @@ def api_ferpa(request: Request) -> Response:
     c = console_of(request)
     log = reports.ferpa_log(c.queries.ferpa_records())
     return _export(request, log, reports.ferpa_csv(log), "ferpa-disclosure-log")
+
+
+def api_retractions(request: Request) -> Response:
+    """Retraction notices not yet acknowledged by their recipient."""
+    c = console_of(request)
+    return json_response(reports.as_json_ready(c.queries.open_retractions(c.clock())))

@@ -180,6 +180,7 @@ def create_console_app(
         Route("/api/verify", api.api_verify),
         Route("/api/reviews", api.api_reviews),
         Route("/api/ferpa", api.api_ferpa),
+        Route("/api/retractions", api.api_retractions),
         Route("/api/accounting/{subject_id}", api.api_accounting),
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login_submit, methods=["POST"]),

@@ -22,14 +22,38 @@ from sharinghub.governance.context import (
     parse_page,
     parse_period,
 )
-from sharinghub.governance.queries import DecisionSummary, ReviewItem
+from sharinghub.governance.queries import DecisionSummary, OpenRetraction, ReviewItem
 
 MAX_BARS = 120
-RETRACTIONS_NOTE = (
-    '<h2>Unacknowledged retractions</h2><div class="notice">Retractions (asking a recipient '
-    "to delete data sent in error or under a consent since withdrawn) are <strong>not yet "
-    "recorded by this version</strong> of sharinghub, so none can be listed here.</div>"
-)
+
+
+def _retractions(items: list[OpenRetraction]) -> str:
+    rows = [
+        [
+            f'<span class="mono">{t.esc(r.retraction_id)}</span>',
+            f'<span class="mono">{t.esc(r.consent_id)}</span>',
+            f'<span class="mono">{t.esc(r.recipient_agency_id)}</span>',
+            "".join(
+                f'<a class="mono" href="/decisions/{t.path_part(q)}">{t.esc(q)}</a><br>'
+                for q in r.request_ids[:5]
+            )
+            + (
+                f'<span class="muted">+{len(r.request_ids) - 5} more</span>'
+                if len(r.request_ids) > 5
+                else ""
+            ),
+            t.when(r.issued_at),
+            t.when(r.published_at) if r.published_at else t.badge("not yet sent", "warn"),
+            f'<span class="nowrap">open {r.age_hours:.1f} h</span>',
+        ]
+        for r in items
+    ]
+    return (
+        f"<h2>Unacknowledged retractions ({len(items)})</h2>"
+        '<p class="muted">Notices asking a recipient to stop using data delivered under a '
+        "consent since withdrawn, not yet acknowledged by the recipient.</p>"
+        + t.table(["Retraction", "Consent", "Recipient", "Requests", "Issued", "Sent", "Age"], rows)
+    )
 
 
 def _html(request: Request, title: str, body: str, active: str) -> HTMLResponse:
@@ -97,7 +121,7 @@ def overview(request: Request) -> HTMLResponse:
         f"and whether the audit record is intact{checked}.</p>"
         f'<div class="cards">{cards}</div>'
         f'<h2>Oldest open reviews</h2>{oldest}<p><a href="/reviews">All open reviews →</a></p>'
-        f"{RETRACTIONS_NOTE}"
+        f"{_retractions(c.queries.open_retractions(now))}"
     )
     return _html(request, "Overview", body, "/")
 
@@ -396,7 +420,7 @@ def reviews_page(request: Request) -> HTMLResponse:
         + _review_table(retro, now)
         + f"<h2>Requests pending a reviewer's decision ({len(pending)})</h2>"
         + _review_table(pending, now)
-        + RETRACTIONS_NOTE
+        + _retractions(c.queries.open_retractions(now))
     )
     return _html(request, "Reviews", body, "/reviews")
 

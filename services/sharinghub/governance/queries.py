@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import Engine, Select, Table, and_, func, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
+from sharinghub.consent.retractions import RetractionStore
 from sharinghub.contracts import AgencyType, Jurisdiction, Outcome, Purpose, ReviewCase
 from sharinghub.delivery.audit_record import AuditRecord
 from sharinghub.delivery.ledger import AuditLedger, AuditLedgerRow, VerifyReport
@@ -107,6 +108,19 @@ class ReviewItem:
     age_hours: float
     overdue: bool
     break_glass: bool
+
+
+@dataclass(frozen=True)
+class OpenRetraction:
+    """A retraction notice a recipient has not acknowledged yet (ids and times only)."""
+
+    retraction_id: str
+    consent_id: str
+    recipient_agency_id: str
+    request_ids: tuple[str, ...]
+    issued_at: datetime
+    published_at: datetime | None
+    age_hours: float
 
 
 class GovernanceQueries:
@@ -214,6 +228,10 @@ class GovernanceQueries:
             out["all"] = int(conn.execute(everything).scalar_one())
         return out
 
+    def open_retractions(self, now: datetime) -> list[OpenRetraction]:
+        """Unacknowledged retraction notices, oldest first."""
+        return open_retractions(self._engine, now)
+
     def open_reviews(self, now: datetime) -> list[ReviewItem]:
         """Undecided review cases (pending and retrospective), oldest first."""
         cases = [(c, s) for c, s in ReviewStore(self._engine).list_cases() if s != "decided"]
@@ -228,6 +246,25 @@ class GovernanceQueries:
             )
             for c, s in cases
         ]
+
+
+def open_retractions(engine: Engine, now: datetime) -> list[OpenRetraction]:
+    """Unacknowledged retraction notices, oldest first."""
+    out = []
+    for row in RetractionStore(engine).unacknowledged():
+        issued = _utc(row.issued_at)
+        out.append(
+            OpenRetraction(
+                retraction_id=row.retraction_id,
+                consent_id=row.consent_id,
+                recipient_agency_id=row.recipient_agency_id,
+                request_ids=tuple(r for r in row.request_ids.split(",") if r),
+                issued_at=issued,
+                published_at=_utc(row.published_at) if row.published_at else None,
+                age_hours=(now - issued).total_seconds() / 3600,
+            )
+        )
+    return out
 
 
 class VerifyCache:

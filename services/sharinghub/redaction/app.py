@@ -3,33 +3,56 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from sharinghub.contracts import Envelope, Outcome, Stage, topics
 from sharinghub.redaction.pseudonyms import new_pseudonym
-from sharinghub.redaction.rules import redact
+from sharinghub.redaction.rules import delivered_fields, redact
 from sharinghub.runtime.app import SERVICE_VERSION, StageService
 from sharinghub.runtime.codec import InvalidMessage, decode, encode
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.stage import Batch, Item, Output, rejection, security_refusal, utcnow
 from sharinghub.runtime.stamps import StageKeys, stamp, verify_chain
 
+if TYPE_CHECKING:  # Presidio (and spaCy under it) take ~2 s to import: only when needed
+    from sharinghub.redaction.free_text import FreeTextScrubber
 
-def redact_all(envelopes: list[Envelope], now) -> list[Envelope]:  # type: ignore[no-untyped-def]
-    """Pure work for a whole batch (run in a worker thread: regexes hold the GIL)."""
+
+def redact_all(  # type: ignore[no-untyped-def]
+    envelopes: list[Envelope], now, scrubber: FreeTextScrubber | None = None
+) -> list[Envelope]:
+    """Pure work for a whole batch (run in a worker thread: regexes hold the GIL).
+
+    ``scrubber`` runs the S4 free-text pass; by default the process-wide one.
+    """
+    if scrubber is None:
+        from sharinghub.redaction.free_text import default_scrubber
+
+        scrubber = default_scrubber()
     out = []
     for env in envelopes:
         decision = env.policy
         assert decision is not None
+        withheld = [f for f, _ in delivered_fields(env.request, decision)[1]]
         # Always offer a fresh pseudonym: redaction may withhold identity even when policy
         # allowed it (e.g. de-identified consultation); `result.pseudonym` says if it was used.
-        result = redact(env.request, decision, pseudonym=new_pseudonym(), now=now)
+        result = redact(
+            env.request,
+            decision,
+            pseudonym=new_pseudonym(),
+            now=now,
+            free_text=scrubber.scrub_pass(env.request, withheld),
+        )
         out.append(env.model_copy(update={"redaction": result}))
     return out
 
 
 def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     """Wire the redaction stage (stateless: nothing but keys to load)."""
+    from sharinghub.redaction.free_text import FreeTextScrubber
+
     keys = StageKeys.load(settings.resolved_keys_file())
+    scrubber = FreeTextScrubber()  # once per process: builds Presidio and its patterns
 
     async def on_policy_decided(items: list[Item]) -> Batch:
         now = utcnow()
@@ -49,7 +72,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 continue
             item.span.set_attribute("sharinghub.request_id", env.request_id)
             ready.append((item, env))
-        redacted = await asyncio.to_thread(redact_all, [e for _, e in ready], now)
+        redacted = await asyncio.to_thread(redact_all, [e for _, e in ready], now, scrubber)
         for (item, _), env in zip(ready, redacted, strict=True):
             assert env.redaction is not None
             item.span.set_attribute(

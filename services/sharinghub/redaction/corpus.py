@@ -54,9 +54,20 @@ _ACCENTED_LOCALES = ("es_ES", "fr_FR", "de_DE", "pt_PT")
 _US_AREAS = ("201", "212", "312", "415", "503", "617", "702", "808", "919")
 _NINO_FIRST = "ABCEGHJKLMNOPRSTWXYZ"
 _NINO_SECOND = "ABCEGHJKLMNPRSTWXYZ"
-_MONTHS = (
-    "January February March April May June July August September October November December"
-).split()
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,9 +226,7 @@ def _name_forms(name: str, rng: random.Random) -> str:
 
 
 def _strip_accents(text: str) -> str:
-    return "".join(
-        c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
-    )
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
 
 
 # ------------------------------------------------------------------ narrative assembly
@@ -318,46 +327,83 @@ def _case(i: int, fake: Faker, rng: random.Random) -> LabelledCase:
             "date_of_birth",
             has_cue,
         ),
-        lambda: n.mention("Her", nf(member), "room is damp.", "name",
-                          "household_member_1_name"),
-        lambda: n.mention("Neighbour", nf(neighbour), "shouted again.", "name",
-                          "third_party_1_name"),
-        lambda: n.mention("Neighbour's number", _phone_form(tp_phone, uk, rng), ".", "phone",
-                          "third_party_1_phone"),
-        lambda: n.mention("Wrote to", tp_email.upper() if rng.random() < 0.3 else tp_email, ".",
-                          "email", "third_party_1_email"),
+        lambda: n.mention("Her", nf(member), "room is damp.", "name", "household_member_1_name"),
+        lambda: n.mention(
+            "Neighbour", nf(neighbour), "shouted again.", "name", "third_party_1_name"
+        ),
+        lambda: n.mention(
+            "Neighbour's number",
+            _phone_form(tp_phone, uk, rng),
+            ".",
+            "phone",
+            "third_party_1_phone",
+        ),
+        lambda: n.mention(
+            "Wrote to",
+            tp_email.upper() if rng.random() < 0.3 else tp_email,
+            ".",
+            "email",
+            "third_party_1_email",
+        ),
         lambda: n.mention("Referred by", nf(referrer), ".", "name", "referrer_name"),
         lambda: n.mention("Client mobile", _phone_form(phone, uk, rng), ".", "phone", "phone"),
         lambda: n.mention("Client email", email, ".", "email", "email"),
-        lambda: n.mention("Her", diagnosis.upper() if rng.random() < 0.3 else diagnosis,
-                          "is worse.", "text", "mental_health_diagnosis"),
+        lambda: n.mention(
+            "Her",
+            diagnosis.upper() if rng.random() < 0.3 else diagnosis,
+            "is worse.",
+            "text",
+            "mental_health_diagnosis",
+        ),
     ]
     if uk:
         nhs = value_of["nhs_number"]
         nino = value_of["ni_number"]
         steps += [
-            lambda: n.mention("NHS no.", rng.choice([nhs, nhs.replace(" ", ""),
-                              nhs.replace(" ", "-")]), ".", "nhs", "nhs_number"),
-            lambda: n.mention("NI number", rng.choice([nino, nino.replace(" ", ""),
-                              nino.lower()]), ".", "nino", "ni_number"),
+            lambda: n.mention(
+                "NHS no.",
+                rng.choice([nhs, nhs.replace(" ", ""), nhs.replace(" ", "-")]),
+                ".",
+                "nhs",
+                "nhs_number",
+            ),
+            lambda: n.mention(
+                "NI number",
+                rng.choice([nino, nino.replace(" ", ""), nino.lower()]),
+                ".",
+                "nino",
+                "ni_number",
+            ),
         ]
     else:
         ssn = value_of["ssn"]
         steps.append(
-            lambda: n.mention(*rng.choice([("SSN", ssn), ("SSN:", _digits(ssn)),
-                              ("social security number", ssn.replace("-", " "))]),
-                              ".", "ssn", "ssn")
+            lambda: n.mention(
+                *rng.choice(
+                    [
+                        ("SSN", ssn),
+                        ("SSN:", _digits(ssn)),
+                        ("social security number", ssn.replace("-", " ")),
+                    ]
+                ),
+                ".",
+                "ssn",
+                "ssn",
+            )
         )
     # Personal data held in no field: only the pattern recognizers can find these.
     other_phone = _uk_phone(rng) if uk else _us_phone(rng)
     other_dob = locale_fake.date_of_birth(minimum_age=1, maximum_age=90)
     steps += [
-        lambda: n.mention("Her sister's number is", _phone_form(other_phone, uk, rng), ".",
-                          "phone", None),
-        lambda: n.mention("Her brother, born", _date_form(other_dob, uk, rng), ", visits.",
-                          "dob", None, True),
-        lambda: n.mention("GP surgery email", f"reception{rng.randrange(99)}@example.com", ".",
-                          "email", None),
+        lambda: n.mention(
+            "Her sister's number is", _phone_form(other_phone, uk, rng), ".", "phone", None
+        ),
+        lambda: n.mention(
+            "Her brother, born", _date_form(other_dob, uk, rng), ", visits.", "dob", None, True
+        ),
+        lambda: n.mention(
+            "GP surgery email", f"reception{rng.randrange(99)}@example.com", ".", "email", None
+        ),
     ]
     rng.shuffle(steps)
     # Decoys: dates, times, amounts and references that are not personal data.
@@ -465,9 +511,9 @@ def leaks(case: LabelledCase, result: RedactionResult) -> list[Leak]:
     delivered_text = " \x00 ".join(f.value for f in result.payload.fields)
     haystack = _norm(delivered_text)
     spared: set[str] = set()
-    for f in result.payload.fields:
-        if f.name.endswith("_name"):
-            spared |= _name_words(f.value)
+    for sent in result.payload.fields:
+        if sent.name.endswith("_name"):
+            spared |= _name_words(sent.value)
     out: list[Leak] = []
 
     def check(field: str | None, kind: str, forms: Iterable[str], words: Iterable[str]) -> None:

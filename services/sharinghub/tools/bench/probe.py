@@ -1,0 +1,147 @@
+"""Publish load and observe what comes out, with the timestamps latency is computed from."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+Message = tuple[str, bytes, bytes, str]  # topic, key, value, id
+
+
+@dataclass
+class Observation:
+    """First arrival time per id, and how many times each id arrived."""
+
+    first: dict[str, float] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
+    per_topic: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+
+
+class Probe:
+    """A producer plus a no-group consumer on the observed topics (from their current end)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        watch: Sequence[str],
+        id_of: Callable[[str, bytes, list[tuple[str, bytes]]], str | None],
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.watch = list(watch)
+        self.id_of = id_of
+        self.sent: dict[str, float] = {}
+        self.seen = Observation()
+
+    async def __aenter__(self) -> Probe:
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            enable_idempotence=False,
+            linger_ms=2,
+            max_batch_size=1 << 20,
+            acks="all",
+        )
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=10,
+            max_partition_fetch_bytes=8 << 20,
+        )
+        await self.producer.start()
+        await self.consumer.start()
+        parts = []
+        for t in self.watch:
+            for _ in range(100):
+                ps = self.consumer.partitions_for_topic(t)
+                if ps:
+                    break
+                await self.consumer._client.force_metadata_update()
+                await asyncio.sleep(0.05)
+            parts += [TopicPartition(t, p) for p in sorted(ps or [])]
+        if parts:
+            self.consumer.assign(parts)
+            await self.consumer.seek_to_end(*parts)
+            for tp in parts:
+                await self.consumer.position(tp)
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+        await self.producer.stop()
+        await self.consumer.stop()
+
+    async def _read(self) -> None:
+        if not self.watch:
+            return
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=50, max_records=5000)
+            now = time.monotonic()
+            for tp, records in batch.items():
+                for rec in records:
+                    rid = self.id_of(tp.topic, rec.value or b"", list(rec.headers or ()))
+                    if rid is None:
+                        continue
+                    self.seen.first.setdefault(rid, now)
+                    self.seen.counts[rid] += 1
+                    self.seen.per_topic[tp.topic][rid] += 1
+
+    async def send_all(self, messages: Iterable[Message]) -> None:
+        futures = []
+        for topic, key, value, mid in messages:
+            futures.append(
+                await self.producer.send(
+                    topic, value, key=key, headers=[("bench-id", mid.encode())]
+                )
+            )
+            self.sent.setdefault(mid, time.monotonic())
+        await asyncio.gather(*futures)
+
+    async def paced(self, messages: Sequence[Message], rate: float, tick_s: float = 0.01) -> None:
+        """Offer `rate` messages per second, in small groups every `tick_s`."""
+        start = time.monotonic()
+        i = 0
+        while i < len(messages):
+            due = int((time.monotonic() - start) * rate) + 1
+            if due > i:
+                group = messages[i:due]
+                stamp = time.monotonic()
+                for topic, key, value, mid in group:
+                    await self.producer.send(
+                        topic, value, key=key, headers=[("bench-id", mid.encode())]
+                    )
+                    self.sent[mid] = stamp
+                i = due
+            await asyncio.sleep(tick_s)
+        await self.producer.flush()
+
+    async def wait_for(self, ids: Iterable[str], timeout_s: float) -> bool:
+        wanted = set(ids)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if wanted <= self.seen.first.keys():
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    def latencies_ms(self, ids: Iterable[str]) -> list[float]:
+        return sorted(
+            (self.seen.first[i] - self.sent[i]) * 1000
+            for i in ids
+            if i in self.seen.first and i in self.sent
+        )
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    k = min(len(sorted_values) - 1, max(0, round(q / 100 * (len(sorted_values) - 1))))
+    return round(sorted_values[k], 1)

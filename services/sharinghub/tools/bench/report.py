@@ -1,0 +1,76 @@
+"""Printable table and PNG plot of a bench run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else str(v)
+
+
+def table(f: dict[str, Any]) -> str:
+    rows = ["figure                                  pipeline        relay"]
+    pipe, relay = f.get("pipeline_burst", {}), f.get("relay_burst", {})
+    rows.append(
+        f"max sustained msgs/s                    {_fmt(pipe.get('per_second')):<15} "
+        f"{_fmt(relay.get('per_second'))}"
+    )
+    if "throughput_ratio" in f:
+        rows.append(
+            f"pipeline / relay                        {f['throughput_ratio']:.1%}"
+            "          (target ≥ 25%)"
+        )
+    for p, r in zip(f.get("pipeline_rates", []), f.get("relay_rates", []), strict=False):
+        rows.append(
+            f"p50/p95/p99 ms at {p['rate']:>5}/s            "
+            f"{_fmt(p['p50_ms'])}/{_fmt(p['p95_ms'])}/{_fmt(p['p99_ms']):<8} "
+            f"{_fmt(r['p50_ms'])}/{_fmt(r['p95_ms'])}/{_fmt(r['p99_ms'])}"
+        )
+    if "urgent_lane" in f:
+        u = f["urgent_lane"]
+        rows.append(
+            f"urgent p99 ms unloaded / saturated      {_fmt(u['unloaded_p99_ms'])} / "
+            f"{_fmt(u['saturated_p99_ms'])}   (target ≤ 2× unloaded)"
+        )
+    if "tracing_overhead_pct" in f:
+        rows.append(
+            f"tracing overhead                        {f['tracing_overhead_pct']}%"
+            "            (target ≤ 10%)"
+        )
+    if "delivery_accounting" in f:
+        a = f["delivery_accounting"]
+        rows.append(
+            f"lost / duplicated outcomes / inbox      {a['lost']} / "
+            f"{a['duplicated_outcomes']} / {a['duplicated_inbox_messages']}"
+        )
+    return "\n".join(rows)
+
+
+def plot(f: dict[str, Any], path: Path) -> Path | None:
+    """Latency against offered load for pipeline and relay (needs matplotlib: `.[bench]`)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, label in (("pipeline_rates", "sharinghub pipeline"), ("relay_rates", "bare relay")):
+        pts = f.get(key, [])
+        for q, style in (("p50_ms", "-o"), ("p99_ms", "--s")):
+            xs = [p["rate"] for p in pts if p[q] is not None]
+            ys = [p[q] for p in pts if p[q] is not None]
+            ax.plot(xs, ys, style, label=f"{label} {q[:3]}")
+    ax.set_xlabel("offered load (requests/s)")
+    ax.set_ylabel("end-to-end latency (ms)")
+    ax.set_yscale("log")
+    ax.set_title("sharinghub: latency against offered load")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

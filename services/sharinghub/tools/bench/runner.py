@@ -1,0 +1,376 @@
+"""`sharinghub bench`: the real pipeline against a bare batched relay, in one run.
+
+Phases (each printed as it finishes): warm-up; maximum sustained throughput (a burst, pipeline
+then relay); latency at fixed offered rates; the urgent lane under a bulk backlog; tracing
+overhead (the hub restarted with tracing off); optional soak with RSS per service. Every
+request is counted: lost (no outcome) and duplicated (two final outcomes or two inbox
+messages) are reported, never assumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from sharinghub.contracts import topics
+from sharinghub.runtime.codec import encode
+from sharinghub.runtime.settings import Settings
+from sharinghub.runtime.topics import ensure_topics
+from sharinghub.tools.bench.generator import Load, generate
+from sharinghub.tools.bench.probe import Message, Probe, percentile
+from sharinghub.tools.hub import Hub
+
+RELAY_TOPICS = [f"sharinghub.bench.relay.{i}" for i in range(5)]
+
+
+@dataclass
+class BenchConfig:
+    requests: int = 4000
+    rates: tuple[int, ...] = (200, 500, 1000)
+    rate_seconds: float = 8.0
+    narrative_words: int = 150
+    directives: tuple[int, int] = (5, 10)
+    processes: int = 1
+    tracing: bool = True
+    tracing_overhead: bool = True
+    urgent: bool = True
+    soak_seconds: float = 0.0
+    soak_rate: int = 200
+    database_url: str | None = None
+    out_dir: Path = Path("bench-results")
+    partitions: int = 3
+
+
+@dataclass
+class Results:
+    config: dict[str, Any]
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def put(self, key: str, value: Any) -> None:
+        self.figures[key] = value
+        sys.stdout.write(f"  {key}: {json.dumps(value)}\n")
+        sys.stdout.flush()
+
+
+def pipeline_id(topic: str, value: bytes, headers: list[tuple[str, bytes]]) -> str | None:
+    if topic == topics.OUTCOMES or b'"kind":"disclosure"' in value:
+        rid = orjson.loads(value).get("request_id")
+        return f"{topic}|{rid}" if topic != topics.OUTCOMES else rid
+    return None
+
+
+def relay_id(topic: str, value: bytes, headers: list[tuple[str, bytes]]) -> str | None:
+    return next((v.decode() for k, v in headers if k == "bench-id"), None)
+
+
+def messages(load: Load) -> list[Message]:
+    return [
+        (topics.REQUESTS, r.subject_id.encode(), encode(r), r.request_id) for r in load.requests
+    ]
+
+
+def relay_messages(load: Load, tag: str) -> list[Message]:
+    return [
+        (RELAY_TOPICS[0], r.subject_id.encode(), encode(r), f"{tag}-{r.request_id}")
+        for r in load.requests
+    ]
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+class Bench:
+    def __init__(self, cfg: BenchConfig) -> None:
+        self.cfg = cfg
+        cfg.out_dir.mkdir(parents=True, exist_ok=True)
+        self.results = Results(config={k: str(v) for k, v in cfg.__dict__.items()})
+        self.relays: list[subprocess.Popen[bytes]] = []
+
+    def hub(self, tracing: bool) -> Hub:
+        data = self.cfg.out_dir / ("hub-tracing" if tracing else "hub-notracing")
+        if data.exists():
+            import shutil
+
+            shutil.rmtree(data)
+        settings = Settings(
+            data_dir=data,
+            database_url=self.cfg.database_url or f"sqlite:///{data / 'hub.db'}",
+            kafka_bootstrap_servers=None,
+            broker="embedded",
+            tracing=tracing,
+            partitions=self.cfg.partitions,
+            session_timeout_ms=6000,
+        )
+        return Hub(
+            settings,
+            processes_per_stage=self.cfg.processes,
+            extra_env={"SHARINGHUB_SESSION_TIMEOUT_MS": "6000"},
+        )
+
+    def start_relays(self, bootstrap: str) -> None:
+        for i in range(4):
+            self.relays.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "sharinghub.tools.bench.relay",
+                        bootstrap,
+                        RELAY_TOPICS[i],
+                        RELAY_TOPICS[i + 1],
+                        f"bench-relay-{i}",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+
+    def stop_relays(self) -> None:
+        for p in self.relays:
+            p.terminate()
+        for p in self.relays:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        self.relays.clear()
+
+    async def prepare(self, hub: Hub, load: Load) -> None:
+        inboxes = sorted({topics.inbox_topic(r.recipient.agency_id) for r in load.requests})
+        await ensure_topics(
+            hub.bootstrap_servers,
+            [*topics.PIPELINE_TOPICS, *inboxes, *RELAY_TOPICS],
+            partitions=self.cfg.partitions,
+        )
+        async with Probe(hub.bootstrap_servers, [], relay_id) as p:
+            await p.send_all(
+                [
+                    (
+                        topics.CONSENT_DIRECTIVES,
+                        g.directive.consent_id.encode(),
+                        encode(g),
+                        g.directive.consent_id,
+                    )
+                    for g in load.directives
+                ]
+            )
+
+    async def burst(self, probe: Probe, msgs: list[Message], ids: list[str]) -> dict[str, Any]:
+        t0 = time.monotonic()
+        await probe.send_all(msgs)
+        complete = await probe.wait_for(ids, timeout_s=max(120.0, len(ids) / 50))
+        last = max((probe.seen.first[i] for i in ids if i in probe.seen.first), default=t0)
+        done = sum(1 for i in ids if i in probe.seen.first)
+        return {
+            "messages": len(ids),
+            "completed": done,
+            "complete": complete,
+            "seconds": round(last - t0, 2),
+            "per_second": round(done / max(last - t0, 1e-6)),
+        }
+
+    async def paced(
+        self, probe: Probe, msgs: list[Message], ids: list[str], rate: int
+    ) -> dict[str, Any]:
+        await probe.paced(msgs, rate)
+        await probe.wait_for(ids, timeout_s=60)
+        lat = probe.latencies_ms(ids)
+        return {
+            "rate": rate,
+            "count": len(ids),
+            "completed": len(lat),
+            "p50_ms": percentile(lat, 50),
+            "p95_ms": percentile(lat, 95),
+            "p99_ms": percentile(lat, 99),
+        }
+
+    async def measure(self, hub: Hub, load: Load, *, full: bool) -> dict[str, Any]:
+        cfg = self.cfg
+        inboxes = sorted({topics.inbox_topic(r.recipient.agency_id) for r in load.requests})
+        reqs = messages(load)
+        n = cfg.requests
+        warm, burst_part = reqs[:200], reqs[200 : 200 + n]
+        out: dict[str, Any] = {}
+        async with (
+            Probe(hub.bootstrap_servers, [topics.OUTCOMES, *inboxes], pipeline_id) as p,
+            Probe(hub.bootstrap_servers, [RELAY_TOPICS[-1]], relay_id) as rp,
+        ):
+            await self.burst(p, warm, [m[3] for m in warm])
+            out["pipeline_burst"] = await self.burst(p, burst_part, [m[3] for m in burst_part])
+            if not full:
+                return out
+            rmsgs = relay_messages(load, "burst")
+            await self.burst(rp, rmsgs[:200], [m[3] for m in rmsgs[:200]])
+            out["relay_burst"] = await self.burst(
+                rp, rmsgs[200 : 200 + n], [m[3] for m in rmsgs[200 : 200 + n]]
+            )
+            offset = 200 + n
+            out["pipeline_rates"], out["relay_rates"] = [], []
+            for rate in cfg.rates:
+                k = int(rate * cfg.rate_seconds)
+                chunk = reqs[offset : offset + k]
+                out["pipeline_rates"].append(
+                    await self.paced(p, chunk, [m[3] for m in chunk], rate)
+                )
+                rchunk = relay_messages(load, f"rate{rate}")[offset : offset + k]
+                out["relay_rates"].append(
+                    await self.paced(rp, rchunk, [m[3] for m in rchunk], rate)
+                )
+                offset += k
+            out["delivery_accounting"] = self.accounting(p, load)
+        return out
+
+    def accounting(self, p: Probe, load: Load) -> dict[str, int]:
+        sent = [r.request_id for r in load.requests if r.request_id in p.sent]
+        outcome_counts = p.seen.per_topic[topics.OUTCOMES]
+        inbox_dupes = sum(
+            1
+            for t, c in p.seen.per_topic.items()
+            if t != topics.OUTCOMES
+            for v in c.values()
+            if v > 1
+        )
+        return {
+            "requests_sent": len(sent),
+            "lost": sum(1 for r in sent if outcome_counts[r] == 0),
+            "duplicated_outcomes": sum(1 for r in sent if outcome_counts[r] > 1),
+            "duplicated_inbox_messages": inbox_dupes,
+        }
+
+    async def urgent_lane(self, hub: Hub) -> dict[str, Any]:
+        bulk = generate(
+            max(3000, self.cfg.requests),
+            bulk_only=True,
+            id_prefix="bulk",
+            narrative_words=self.cfg.narrative_words,
+        )
+        urgent_idle = generate(100, urgent_only=True, id_prefix="urg-idle")
+        urgent_busy = generate(100, urgent_only=True, id_prefix="urg-busy")
+        await self.prepare(hub, bulk)
+        inboxes = sorted(
+            {
+                topics.inbox_topic(r.recipient.agency_id)
+                for r in [*bulk.requests, *urgent_busy.requests]
+            }
+        )
+        async with Probe(hub.bootstrap_servers, [topics.OUTCOMES, *inboxes], pipeline_id) as p:
+            idle = messages(urgent_idle)
+            await p.paced(idle, 20)
+            await p.wait_for([m[3] for m in idle], 60)
+            idle_lat = p.latencies_ms([m[3] for m in idle])
+            bulk_msgs = messages(bulk)
+            await p.send_all(bulk_msgs)  # a backlog the pipeline needs seconds to drain
+            busy = messages(urgent_busy)
+            await p.paced(busy, 20)
+            await p.wait_for([m[3] for m in busy], 120)
+            busy_lat = p.latencies_ms([m[3] for m in busy])
+            await p.wait_for([m[3] for m in bulk_msgs], 300)
+        return {
+            "unloaded_p99_ms": percentile(idle_lat, 99),
+            "unloaded_p50_ms": percentile(idle_lat, 50),
+            "saturated_p99_ms": percentile(busy_lat, 99),
+            "saturated_p50_ms": percentile(busy_lat, 50),
+            "bulk_backlog": len(bulk_msgs),
+        }
+
+    async def soak(self, hub: Hub) -> dict[str, Any]:
+        n = int(self.cfg.soak_rate * self.cfg.soak_seconds)
+        load = generate(n, id_prefix="soak", narrative_words=self.cfg.narrative_words)
+        await self.prepare(hub, load)
+        samples: list[dict[str, float | None]] = []
+        pids = {f"{name}-{i}": proc.pid for i, (name, proc) in enumerate(hub.children)}
+
+        async def sample() -> None:
+            while True:
+                samples.append({k: rss_mb(pid) for k, pid in pids.items()})
+                await asyncio.sleep(5)
+
+        sampler = asyncio.create_task(sample())
+        inboxes = sorted({topics.inbox_topic(r.recipient.agency_id) for r in load.requests})
+        async with Probe(hub.bootstrap_servers, [topics.OUTCOMES, *inboxes], pipeline_id) as p:
+            await p.paced(messages(load), self.cfg.soak_rate)
+            await p.wait_for([r.request_id for r in load.requests], 120)
+            accounting = self.accounting(p, load)
+        sampler.cancel()
+        warm = samples[min(len(samples) - 1, max(1, len(samples) // 10))]
+        return {
+            "seconds": self.cfg.soak_seconds,
+            "rate": self.cfg.soak_rate,
+            "rss_mb_after_warmup": warm,
+            "rss_mb_end": samples[-1],
+            "rss_mb_max": {k: max((s[k] or 0) for s in samples) for k in pids},
+            **accounting,
+        }
+
+    def run(self) -> Results:
+        cfg = self.cfg
+        total = 200 + cfg.requests + sum(int(r * cfg.rate_seconds) for r in cfg.rates)
+        sys.stdout.write(f"generating {total} fictional requests …\n")
+        load = generate(
+            total, narrative_words=cfg.narrative_words, directives_per_client=cfg.directives
+        )
+        self.results.put("mean_request_bytes", round(load.mean_request_bytes))
+        with self.hub(tracing=cfg.tracing) as hub:
+            self.start_relays(hub.bootstrap_servers)
+            try:
+                asyncio.run(self.prepare(hub, load))
+                time.sleep(3)
+                sys.stdout.write("measuring the pipeline and the relay …\n")
+                for key, value in asyncio.run(self.measure(hub, load, full=True)).items():
+                    self.results.put(key, value)
+                if cfg.urgent:
+                    sys.stdout.write("urgent lane under a bulk backlog …\n")
+                    self.results.put("urgent_lane", asyncio.run(self.urgent_lane(hub)))
+                if cfg.soak_seconds:
+                    sys.stdout.write(f"soak for {cfg.soak_seconds:.0f} s …\n")
+                    self.results.put("soak", asyncio.run(self.soak(hub)))
+            finally:
+                self.stop_relays()
+                dead = hub.check_alive()
+                if dead:
+                    self.results.put("services_died", dead)
+        if cfg.tracing_overhead and cfg.tracing:
+            sys.stdout.write("tracing off: same burst …\n")
+            with self.hub(tracing=False) as hub:
+                load2 = generate(
+                    200 + cfg.requests, id_prefix="notrace", narrative_words=cfg.narrative_words
+                )
+                asyncio.run(self.prepare(hub, load2))
+                time.sleep(3)
+                off = asyncio.run(self.measure(hub, load2, full=False))["pipeline_burst"]
+            on = self.results.figures["pipeline_burst"]["per_second"]
+            self.results.put("tracing_off_burst", off)
+            self.results.put(
+                "tracing_overhead_pct",
+                round((off["per_second"] - on) / max(off["per_second"], 1) * 100, 1),
+            )
+        self.summarise()
+        return self.results
+
+    def summarise(self) -> None:
+        f = self.results.figures
+        pipe, relay = f.get("pipeline_burst", {}), f.get("relay_burst", {})
+        if pipe and relay:
+            f["throughput_ratio"] = round(pipe["per_second"] / max(relay["per_second"], 1), 3)
+        path = self.cfg.out_dir / "bench.json"
+        path.write_text(json.dumps(self.results.__dict__, indent=2))
+        from sharinghub.tools.bench.report import plot, table
+
+        sys.stdout.write("\n" + table(f) + "\n")
+        png = plot(f, self.cfg.out_dir / "latency.png")
+        sys.stdout.write(f"\nresults: {path}" + (f", plot: {png}" if png else "") + "\n")

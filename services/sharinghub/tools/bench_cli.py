@@ -1,0 +1,64 @@
+"""`sharinghub bench`: measure the pipeline against the machine's own limit (a bare relay)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    try:
+        import faker  # noqa: F401
+    except ImportError:
+        print("error: the benchmark needs its extras: pip install -e '.[bench]'")
+        return 2
+    from sharinghub.tools.bench.runner import Bench, BenchConfig
+
+    cfg = BenchConfig(
+        requests=args.requests,
+        rates=tuple(args.rates),
+        rate_seconds=args.rate_seconds,
+        narrative_words=args.narrative_words,
+        directives=(args.directives, args.directives) if args.directives else (5, 10),
+        processes=args.processes,
+        tracing=not args.no_tracing,
+        tracing_overhead=not args.no_tracing and not args.quick,
+        urgent=not args.quick,
+        soak_seconds=args.soak,
+        soak_rate=args.soak_rate,
+        database_url=args.database_url,
+        out_dir=Path(args.out),
+        partitions=args.partitions,
+    )
+    print(
+        "sharinghub bench: embedded broker, 4 services as processes, audit ledger and "
+        f"consent store on {'the given database' if args.database_url else 'SQLite'}, "
+        f"tracing {'on' if cfg.tracing else 'off'}; a bare 4-hop relay in the same run."
+    )
+    results = Bench(cfg).run()
+    return 1 if "services_died" in results.figures else 0
+
+
+def register(sub: Any) -> None:
+    b = sub.add_parser("bench", help="throughput and latency against a bare relay, one run")
+    b.add_argument("--requests", type=int, default=4000, help="burst size for max throughput")
+    b.add_argument(
+        "--rates",
+        type=int,
+        nargs="+",
+        default=[200, 500, 1000],
+        help="offered loads (requests/s) for the latency curve",
+    )
+    b.add_argument("--rate-seconds", type=float, default=8.0, help="seconds per offered rate")
+    b.add_argument("--narrative-words", type=int, default=150)
+    b.add_argument("--directives", type=int, help="consent directives per client (default 5–10)")
+    b.add_argument("--processes", type=int, default=1, help="processes per stage")
+    b.add_argument("--partitions", type=int, default=3)
+    b.add_argument("--no-tracing", action="store_true")
+    b.add_argument("--quick", action="store_true", help="skip urgent-lane and tracing phases")
+    b.add_argument("--soak", type=float, default=0.0, help="soak seconds (RSS per service)")
+    b.add_argument("--soak-rate", type=int, default=200)
+    b.add_argument("--database-url", help="e.g. postgresql://postgres@127.0.0.1:5432/test")
+    b.add_argument("--out", default="bench-results", help="folder for bench.json and the plot")
+    b.set_defaults(func=cmd_bench)
