@@ -411,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sharinghub.governance.cli import register as register_governance
 
     register_governance(sub)
+    from sharinghub.tools.trace_view import register as register_trace
+
+    register_trace(sub)
     policy_cli.register(sub)
     consent_cli.register(sub)
     return p

@@ -106,6 +106,8 @@ async def test_b11_b13_audit_record_per_decision_holds_rules_consents_facts_not_
     hub: Hub, examples
 ) -> None:  # type: ignore[no-untyped-def]
     ex = example(examples, "ex-01")
+    # a client of its own, so no consent from another test's run is on file for it
+    ex = {**ex, "record": {**ex["record"], "subject_id": f"subj-b11-{uuid.uuid4().hex[:8]}"}}
     async with HubClient(hub.bootstrap_servers) as client:
         rid = await publish_scenario(client, ex)
         await final_outcome(client, rid)
