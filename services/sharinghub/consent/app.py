@@ -9,7 +9,7 @@ from sharinghub.consent.materializer import DirectiveMaterializer
 from sharinghub.consent.retraction_service import RetractionSweeper, ack_processor
 from sharinghub.consent.retractions import RetractionStore
 from sharinghub.consent.store import ConsentRegistry
-from sharinghub.contracts import Envelope, SharingRequest, Stage, topics
+from sharinghub.contracts import URGENT_PURPOSES, Envelope, SharingRequest, Stage, topics
 from sharinghub.runtime.app import SERVICE_VERSION, StageService
 from sharinghub.runtime.codec import InvalidMessage, decode, encode
 from sharinghub.runtime.db import create_engine_for
@@ -64,7 +64,11 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                     SERVICE_VERSION,
                 )
                 out.append(
-                    item.output(topics.CONSENT_CHECKED, encode(envelope), request.subject_id)
+                    item.output(
+                        topics.lane(topics.CONSENT_CHECKED, request.purpose in URGENT_PURPOSES),
+                        encode(envelope),
+                        request.subject_id,
+                    )
                 )
         return Batch(out)
 
@@ -75,6 +79,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         bootstrap_servers=bootstrap_servers,
         subscriptions=[
             ([topics.REQUESTS], on_requests),
+            ([topics.REQUESTS_URGENT], on_requests),
             ([topics.RETRACTION_ACKS], ack_processor(retractions, settings.max_message_bytes)),
         ],
         group_id="sharinghub-consent",

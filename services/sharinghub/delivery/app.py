@@ -143,6 +143,9 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         stage=Stage.DELIVERY,
         settings=settings,
         bootstrap_servers=bootstrap_servers,
-        subscriptions=[([topics.REDACTED], on_redacted)],
+        subscriptions=[
+            ([topics.REDACTED], on_redacted),
+            ([topics.REDACTED_URGENT], on_redacted),
+        ],
         group_id="sharinghub-delivery",
     )

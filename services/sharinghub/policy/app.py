@@ -7,6 +7,7 @@ import logging
 from datetime import timedelta
 
 from sharinghub.contracts import (
+    URGENT_PURPOSES,
     ConsentAssessment,
     Envelope,
     Outcome,
@@ -109,7 +110,11 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             if decision.outcome is Outcome.DELIVERED:
                 stamped = stamp(decided, Stage.POLICY, keys, SERVICE_VERSION)
                 out.append(
-                    item.output(topics.POLICY_DECIDED, encode(stamped), env.request.subject_id)
+                    item.output(
+                        topics.lane(topics.POLICY_DECIDED, urgent(env)),
+                        encode(stamped),
+                        env.request.subject_id,
+                    )
                 )
             elif decision.outcome is Outcome.PENDING_REVIEW:
                 case = review_case(decided, now, due)
@@ -207,7 +212,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             # Resume the request's own trace: the case kept the context of its policy span.
             out.append(
                 Output(
-                    topics.POLICY_DECIDED,
+                    topics.lane(topics.POLICY_DECIDED, urgent(env)),
                     encode(stamped),
                     env.request.subject_id.encode(),
                     headers or item.trace_headers(),
@@ -223,6 +228,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         bootstrap_servers=bootstrap_servers,
         subscriptions=[
             ([topics.CONSENT_CHECKED], on_consent_checked),
+            ([topics.CONSENT_CHECKED_URGENT], on_consent_checked),
             ([topics.REVIEW_DECISIONS], on_review_decisions),
         ],
         group_id="sharinghub-policy",
@@ -234,6 +240,11 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     service.on_startup(escalation.start)
     service.on_shutdown(escalation.stop)
     return service
+
+
+def urgent(env: Envelope) -> bool:
+    """Urgent purposes travel the urgent lane."""
+    return env.request.purpose in URGENT_PURPOSES
 
 
 def assessed(env: Envelope) -> ConsentAssessment:

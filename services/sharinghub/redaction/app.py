@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from sharinghub.contracts import Envelope, Outcome, Stage, topics
+from sharinghub.contracts import URGENT_PURPOSES, Envelope, Outcome, Stage, topics
 from sharinghub.redaction.pseudonyms import new_pseudonym
 from sharinghub.redaction.rules import delivered_fields, redact
 from sharinghub.runtime.app import SERVICE_VERSION, StageService
@@ -79,7 +79,13 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 "sharinghub.fields_delivered", len(env.redaction.payload.fields)
             )
             stamped = stamp(env, Stage.REDACTION, keys, SERVICE_VERSION)
-            out.append(item.output(topics.REDACTED, encode(stamped), env.request.subject_id))
+            out.append(
+                item.output(
+                    topics.lane(topics.REDACTED, env.request.purpose in URGENT_PURPOSES),
+                    encode(stamped),
+                    env.request.subject_id,
+                )
+            )
         return Batch(out)
 
     return StageService(
@@ -87,6 +93,9 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         stage=Stage.REDACTION,
         settings=settings,
         bootstrap_servers=bootstrap_servers,
-        subscriptions=[([topics.POLICY_DECIDED], on_policy_decided)],
+        subscriptions=[
+            ([topics.POLICY_DECIDED], on_policy_decided),
+            ([topics.POLICY_DECIDED_URGENT], on_policy_decided),
+        ],
         group_id="sharinghub-redaction",
     )

@@ -16,6 +16,7 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from sharinghub.contracts import Stage
+from sharinghub.contracts import topics as hub_topics
 from sharinghub.runtime.metrics import (
     ConsumerLagSampler,
     MetricsEndpoint,
@@ -81,13 +82,21 @@ class StageService:
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._backoff = RetryBackoff()
+        groups: dict[str, list[str]] = {}
         for topics_in, processor in subscriptions:
-            self._subscribe(topics_in, processor, group_id)
+            # The urgent lane is its own consumer group: its fetches never queue behind bulk.
+            urgent = all(hub_topics.is_urgent(t) for t in topics_in)
+            group = f"{group_id}-urgent" if urgent else group_id
+            self._subscribe(topics_in, processor, group)
+            groups.setdefault(group, []).extend(topics_in)
         self._metrics: MetricsEndpoint | None = None
-        self._lag = ConsumerLagSampler(
-            bootstrap_servers, group_id, [t for ts, _ in subscriptions for t in ts], stage
-        )
-        self._samplers = [PeriodicSampler(f"{name}-lag", self._lag.sample)]
+        self._lags = [
+            ConsumerLagSampler(bootstrap_servers, group, group_topics, stage)
+            for group, group_topics in groups.items()
+        ]
+        self._samplers = [
+            PeriodicSampler(f"{name}-lag-{i}", lag.sample) for i, lag in enumerate(self._lags)
+        ]
         # Provisioning and stores come up before the broker starts consuming.
         self.app.on_startup(self._provision)
         self.app.on_startup(self._start_metrics)
@@ -116,7 +125,8 @@ class StageService:
         if self._metrics is not None:
             for sampler in self._samplers:
                 await sampler.stop()
-            await self._lag.close()
+            for lag in self._lags:
+                await lag.close()
             self._metrics.stop()
 
     async def _provision(self) -> None:

@@ -298,7 +298,7 @@ def _received_at(out: Output) -> float | None:
     if item.received_at is not None:
         return item.received_at.timestamp()
     ts = item.record.timestamp
-    if item.record.topic == topics.REQUESTS and ts and ts > 0:
+    if item.record.topic in (topics.REQUESTS, topics.REQUESTS_URGENT) and ts and ts > 0:
         return float(ts) / 1000.0
     return None
 

@@ -152,5 +152,5 @@ def setup_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "faststream", "kafka"):
+    for noisy in ("aiokafka", "faststream", "kafka", "presidio-analyzer", "presidio-anonymizer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

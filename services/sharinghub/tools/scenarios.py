@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from sharinghub.contracts import (
+    URGENT_PURPOSES,
     ConsentDirective,
     ConsentGranted,
     ConsentRevoked,
@@ -212,8 +213,12 @@ async def run_scenarios(
                 await producer.send(topics.CONSENT_DIRECTIVES, encode(ev), key=cid.encode())
         await producer.flush()
         for s in scenarios:
+            # urgent purposes go to the urgent ingress topic, as an agency would send them
+            urgent = s.request.purpose in URGENT_PURPOSES
             await producer.send(
-                topics.REQUESTS, encode(s.request), key=s.request.subject_id.encode()
+                topics.lane(topics.REQUESTS, urgent),
+                encode(s.request),
+                key=s.request.subject_id.encode(),
             )
         await producer.flush()
         return await _collect(consumer, scenarios, timeout_s, on_result)

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from sharinghub.contracts import topics
+from sharinghub.contracts import URGENT_PURPOSES, topics
 from sharinghub.runtime.codec import encode
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.topics import ensure_topics
@@ -72,8 +72,15 @@ def relay_id(topic: str, value: bytes, headers: list[tuple[str, bytes]]) -> str 
 
 
 def messages(load: Load) -> list[Message]:
+    """Agencies publish urgent purposes to the urgent ingress topic."""
     return [
-        (topics.REQUESTS, r.subject_id.encode(), encode(r), r.request_id) for r in load.requests
+        (
+            topics.lane(topics.REQUESTS, r.purpose in URGENT_PURPOSES),
+            r.subject_id.encode(),
+            encode(r),
+            r.request_id,
+        )
+        for r in load.requests
     ]
 
 
