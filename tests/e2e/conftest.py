@@ -22,12 +22,15 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         session_timeout_ms=6000,
         partitions=3,
     )
+    authorised = data / "break-glass.json"
+    authorised.write_text('{"*": ["pr-recovery-0042", "pr-lakeshore-0007"]}')
     h = Hub(
         settings,
         extra_env={
             "SHARINGHUB_SESSION_TIMEOUT_MS": "6000",
             # small enough that the oversize test stays under the broker's own message limit
             "SHARINGHUB_MAX_MESSAGE_BYTES": "300000",
+            "SHARINGHUB_BREAK_GLASS_FILE": str(authorised),
         },
     )
     h.start()

@@ -129,3 +129,28 @@ async def test_b11_b13_audit_record_per_decision_holds_rules_consents_facts_not_
     for field in ex["record"]["fields"]:
         assert field["value"] not in dumped
     assert ex["stated_reason"] not in dumped
+
+
+async def test_break_glass_by_an_unauthorised_practitioner_is_refused_and_recorded(
+    hub: Hub,
+    examples,  # type: ignore[no-untyped-def]
+) -> None:
+    ex = example(examples, "ex-10")
+    s = _scenario(ex, uuid.uuid4().hex[:8])
+    request = s.request.model_copy(
+        update={
+            "break_glass": BreakGlass(
+                declared_by="pr-not-on-the-list", justification="Says it is urgent."
+            ),
+        }
+    )
+    async with HubClient(hub.bootstrap_servers) as client:
+        await client.publish(topics.REQUESTS, encode(request), request.subject_id)
+        final = await final_outcome(client, request.request_id)
+    assert final.outcome is Outcome.REJECTED_INVALID
+    assert final.reason_code == "break_glass.not_authorised"
+    engine = create_engine_for(hub.settings.database_url)
+    records = AuditLedger(engine).records_for_subject(request.subject_id)
+    engine.dispose()
+    [record] = [r for r in records if r.request_id == request.request_id]
+    assert record.break_glass and record.break_glass_declared_by == "pr-not-on-the-list"

@@ -19,6 +19,7 @@ from sharinghub.contracts import (
 from sharinghub.delivery.audit_build import audit_record_for, outcome_event_for
 from sharinghub.delivery.ledger import AuditLedger
 from sharinghub.delivery.recorder import DecisionRecorder, Effect
+from sharinghub.policy import break_glass
 from sharinghub.policy.engine import PolicyEngine
 from sharinghub.policy.escalation import EscalationSweeper
 from sharinghub.policy.reviews import ReviewStore
@@ -38,6 +39,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     engine = create_engine_for(settings.database_url)
     policy = PolicyEngine.load()
     reviews = ReviewStore(engine)
+    authorisations = break_glass.BreakGlassAuthorisations.load(settings.break_glass_file)
     recorder = DecisionRecorder(engine, AuditLedger(engine))
     keys = StageKeys.load(settings.resolved_keys_file())
     due = timedelta(hours=settings.review_due_hours)
@@ -97,9 +99,16 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             item.span.set_attribute("sharinghub.request_id", env.request_id)
             item.received_at = env.received_at
             ready.append((item, env))
+        refused = [(i, e) for i, e in ready if not authorisations.allows(e.request)]
+        ready = [(i, e) for i, e in ready if authorisations.allows(e.request)]
         decisions = await asyncio.to_thread(
             policy.decide_many, [(e.request, assessed(e)) for _, e in ready], now=now
         )
+        ready += refused
+        decisions += [
+            break_glass.refusal(e.request, policy.pack(e.request.jurisdiction), now)
+            for _, e in refused
+        ]
         effects: list[Effect] = []
         cases: list[tuple[ReviewCase, Envelope, dict[str, str]]] = []
         for (item, env), decision in zip(ready, decisions, strict=True):

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "SHARINGHUB_OTLP_ENDPOINT"),
         description="OTLP/HTTP collector endpoint; unset → local JSON-lines exporter.",
     )
+    break_glass_file: Path | None = Field(
+        default=None,
+        description="JSON {agency_id: [practitioner ids]} allowed to declare break-glass "
+        "('*' for any agency); unset: nobody may.",
+    )
     log_level: str = Field(default="INFO", description="Python log level of the services.")
     metrics_port: int | None = Field(
         default=None,
