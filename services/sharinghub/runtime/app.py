@@ -167,15 +167,24 @@ class StageService:
             decoder=_raw_body,
         )
 
+        # A bulk batch is worked through in chunks, each published before the next starts, so
+        # an urgent-lane batch in the same process waits for one chunk, not a whole batch.
+        # Offsets are still committed only once every chunk's messages are acknowledged.
+        urgent_lane = all(hub_topics.is_urgent(t) for t in topics_in)
+        chunk = s.batch_max_records if urgent_lane else s.bulk_chunk_records
+
         async def on_batch(body: Any, msg: KafkaMessage) -> None:
             records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
             items = start_item_spans(self.stage, records)
             started, t0 = time.time(), time.perf_counter()
+            outputs: list[Output] = []
             try:
-                result = await processor(items)
-                await self.publish_all(result.outputs)
-                if result.after_publish is not None:
-                    await result.after_publish()
+                for i in range(0, len(items), chunk):
+                    result = await processor(items[i : i + chunk])
+                    await self.publish_all(result.outputs)
+                    if result.after_publish is not None:
+                        await result.after_publish()
+                    outputs += result.outputs
             except Exception as exc:
                 # Infrastructure failure (broker, database): the batch is rewound and retried.
                 log.exception(
@@ -188,9 +197,7 @@ class StageService:
                 raise
             self._backoff.success()
             end_item_spans(items)
-            hub_metrics().batch_done(
-                self.stage, items, result.outputs, started, time.perf_counter() - t0
-            )
+            hub_metrics().batch_done(self.stage, items, outputs, started, time.perf_counter() - t0)
 
         subscriber(on_batch)
 

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(default=3, ge=1, le=1000, description="Partitions per hub topic.")
     batch_max_records: int = Field(default=200, ge=1, le=10_000, description="Max batch size.")
+    bulk_chunk_records: int = Field(
+        default=100,
+        ge=1,
+        description="Bulk batches are processed and published in chunks of this size, so the "
+        "urgent lane waits at most one chunk.",
+    )
     batch_timeout_ms: int = Field(default=20, ge=1, description="Max wait to fill a batch.")
     fetch_max_wait_ms: int = Field(default=10, ge=1, description="Broker fetch wait (latency).")
     session_timeout_ms: int = Field(

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
@@ -40,7 +41,7 @@ class JsonLinesSpanExporter(SpanExporter):
         for s in spans:
             ctx = s.get_span_context()
             lines.append(
-                json.dumps(
+                orjson.dumps(  # the exporter thread holds the GIL: keep it short
                     {
                         "trace_id": format(ctx.trace_id, "032x") if ctx else None,
                         "span_id": format(ctx.span_id, "016x") if ctx else None,
@@ -51,11 +52,12 @@ class JsonLinesSpanExporter(SpanExporter):
                         "end_ns": s.end_time,
                         "status": s.status.status_code.name,
                         "attributes": dict(s.attributes or {}),
-                    }
+                    },
+                    default=str,
                 )
             )
-        with self._lock, self._path.open("a") as fh:
-            fh.write("\n".join(lines) + "\n")
+        with self._lock, self._path.open("ab") as fh:
+            fh.write(b"\n".join(lines) + b"\n")
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
