@@ -182,7 +182,9 @@ def assert_nothing_withheld_survives(
         word_runs = _letter_words(opaque)
         for value in values:
             key = "".join(c for c in value if c.isalnum()).casefold()
-            if len(key) > 3:
+            # the short-value rule counts characters of the value as written: "00ß" is 3
+            # characters (a whole-token rule), although it casefolds to the 4 of "00ss"
+            if sum(c.isalnum() for c in value) > 3:
                 assert key not in normalised, "a withheld full value survived"
             elif key and not _inner(value):
                 assert key not in tokens, "a withheld short value survived as a token"

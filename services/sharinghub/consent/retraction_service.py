@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from sharinghub.consent.retractions import RetractionStore
 from sharinghub.contracts import RetractionAck, Stage, topics
 from sharinghub.runtime.codec import InvalidMessage, decode, encode
+from sharinghub.runtime.periodic import PeriodicTask
 from sharinghub.runtime.stage import Batch, Item, Output, rejection, utcnow
 
 log = logging.getLogger(__name__)
@@ -24,17 +24,9 @@ class RetractionSweeper:
     def __init__(self, store: RetractionStore, publish_all: PublishAll, interval_s: float = 1.0):
         self._store = store
         self._publish_all = publish_all
-        self._interval = interval_s
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="retraction-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._periodic = PeriodicTask("retraction-sweeper", self.sweep_once, interval_s)
+        self.start = self._periodic.start
+        self.stop = self._periodic.stop
 
     async def sweep_once(self) -> int:
         now = utcnow()
@@ -55,14 +47,6 @@ class RetractionSweeper:
         )
         log.info("retraction notices sent", extra={"count": len(due)})
         return len(due)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep_once()
-            except Exception:  # database or broker hiccup: the next sweep retries
-                log.exception("retraction sweep failed")
-            await asyncio.sleep(self._interval)
 
 
 def ack_processor(

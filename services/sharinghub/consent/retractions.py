@@ -12,7 +12,7 @@ from sqlalchemy import DateTime, String, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from sharinghub.consent.store import ConsentVersionRow
+from sharinghub.consent.store import ConsentVersionRow, latest_per_consent
 from sharinghub.contracts import ConsentDirective, RetractionAck, RetractionNotice
 from sharinghub.runtime.db import Base, session_factory
 
@@ -144,10 +144,7 @@ class RetractionStore:
         rows = session.scalars(
             select(ConsentVersionRow).where(ConsentVersionRow.consent_id.in_(ids))
         ).all()
-        latest: dict[str, ConsentVersionRow] = {}
-        for row in rows:
-            if row.consent_id not in latest or row.version > latest[row.consent_id].version:
-                latest[row.consent_id] = row
+        latest = latest_per_consent(rows)
         out = {}
         for cid, row in latest.items():
             directive = ConsentDirective.model_validate_json(row.directive_json)

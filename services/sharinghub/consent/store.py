@@ -28,6 +28,15 @@ class ConsentVersionRow(Base):
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+def latest_per_consent(rows: Iterable[ConsentVersionRow]) -> dict[str, ConsentVersionRow]:
+    """The newest stored version of each consent among `rows`."""
+    latest: dict[str, ConsentVersionRow] = {}
+    for row in rows:
+        if row.consent_id not in latest or row.version > latest[row.consent_id].version:
+            latest[row.consent_id] = row
+    return latest
+
+
 @dataclass(frozen=True)
 class ApplyResult:
     """What happened to one directive event: recorded, duplicate (no-op) or refused (why)."""
@@ -141,11 +150,7 @@ class ConsentRegistry:
         rows = session.scalars(
             select(ConsentVersionRow).where(ConsentVersionRow.consent_id.in_(ids))
         ).all()
-        latest: dict[str, ConsentVersionRow] = {}
-        for row in rows:
-            if row.consent_id not in latest or row.version > latest[row.consent_id].version:
-                latest[row.consent_id] = row
-        return latest
+        return latest_per_consent(rows)
 
     def current_for_subjects(self, subject_ids: Iterable[str]) -> dict[str, list[ConsentDirective]]:
         """Latest version of every directive of each subject (one query for a whole batch)."""
@@ -157,10 +162,7 @@ class ConsentRegistry:
             rows = session.scalars(
                 select(ConsentVersionRow).where(ConsentVersionRow.subject_id.in_(ids))
             ).all()
-        latest: dict[str, ConsentVersionRow] = {}
-        for row in rows:
-            if row.consent_id not in latest or row.version > latest[row.consent_id].version:
-                latest[row.consent_id] = row
+        latest = latest_per_consent(rows)
         for row in sorted(latest.values(), key=lambda r: r.consent_id):
             out[row.subject_id].append(ConsentDirective.model_validate_json(row.directive_json))
         return out

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from sharinghub.contracts import ReviewEscalated, topics
 from sharinghub.policy.reviews import ReviewStore
 from sharinghub.runtime.codec import encode
+from sharinghub.runtime.periodic import PeriodicTask
 from sharinghub.runtime.stage import Output, utcnow
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,11 @@ class EscalationSweeper:
     ) -> None:
         self._store = store
         self._publish_all = publish_all
-        self._interval = interval_s
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = PeriodicTask(
+            "review-escalation", self.sweep_once, interval_s, first_delay_s=interval_s
+        )
+        self.start = self._periodic.start
+        self.stop = self._periodic.stop
 
     async def sweep_once(self) -> int:
         now = utcnow()
@@ -55,20 +58,3 @@ class EscalationSweeper:
         await asyncio.to_thread(self._store.mark_escalated, [c.case_id for c in cases], now)
         log.warning("review cases escalated", extra={"count": len(events)})
         return len(events)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="review-escalation")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.sweep_once()
-            except Exception:  # next sweep retries
-                log.exception("review escalation sweep failed")

@@ -18,13 +18,14 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from sharinghub.contracts import Stage
 from sharinghub.contracts import topics as hub_topics
 from sharinghub.runtime.metrics import (
+    SAMPLE_INTERVAL_S,
     ConsumerLagSampler,
     MetricsEndpoint,
-    PeriodicSampler,
     Sample,
     hub_metrics,
     setup_metrics,
 )
+from sharinghub.runtime.periodic import PeriodicTask
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.stage import (
     Batch,
@@ -95,7 +96,8 @@ class StageService:
             for group, group_topics in groups.items()
         ]
         self._samplers = [
-            PeriodicSampler(f"{name}-lag-{i}", lag.sample) for i, lag in enumerate(self._lags)
+            PeriodicTask(f"{name}-lag-{i}", lag.sample, SAMPLE_INTERVAL_S)
+            for i, lag in enumerate(self._lags)
         ]
         # Provisioning and stores come up before the broker starts consuming.
         self.app.on_startup(self._provision)
@@ -113,7 +115,7 @@ class StageService:
 
     def sample(self, name: str, sample: Sample) -> None:
         """Run `sample` every few seconds while /metrics is served (gauges read from stores)."""
-        self._samplers.append(PeriodicSampler(name, sample))
+        self._samplers.append(PeriodicTask(name, sample, SAMPLE_INTERVAL_S))
 
     async def _start_metrics(self) -> None:
         self._metrics = setup_metrics(self.name, self.settings)

@@ -13,7 +13,6 @@ calls below cost next to nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import threading
@@ -379,42 +378,6 @@ def setup_metrics(service_name: str, settings: Settings) -> MetricsEndpoint | No
 # --- samplers ----------------------------------------------------------------------------
 
 Sample = Callable[[], Awaitable[None]]
-
-
-class PeriodicSampler:
-    """Runs `sample` every `interval_s` in the background; a failing sample is logged (by
-    exception type only) and retried on the next tick, never fatal."""
-
-    def __init__(self, name: str, sample: Sample, interval_s: float = SAMPLE_INTERVAL_S) -> None:
-        self._name = name
-        self._sample = sample
-        self._interval = interval_s
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Start sampling (first sample right away)."""
-        self._task = asyncio.create_task(self._run(), name=f"sampler-{self._name}")
-
-    async def stop(self) -> None:
-        """Cancel the background task and wait for it."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._sample()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "metrics sample failed",
-                    extra={"sampler": self._name, "error_type": type(exc).__name__},
-                )
-            await asyncio.sleep(self._interval)
 
 
 class ConsumerLagSampler:

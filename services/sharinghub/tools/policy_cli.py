@@ -11,21 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from sharinghub.consent.domain import assess_consent
-from sharinghub.contracts import ConsentDirective, ConsentGranted, ConsentRevoked, PolicyDecision
+from sharinghub.contracts import PolicyDecision
 from sharinghub.policy.engine import PolicyEngine
-from sharinghub.tools.scenarios import Scenario, ScenarioFileError, load_scenarios
-
-
-def _directives(s: Scenario) -> list[ConsentDirective]:
-    latest: dict[str, ConsentDirective] = {}
-    for ev in s.directive_events:
-        if isinstance(ev, ConsentGranted):
-            latest[ev.directive.consent_id] = ev.directive
-        elif isinstance(ev, ConsentRevoked) and ev.consent_id in latest:
-            latest[ev.consent_id] = latest[ev.consent_id].model_copy(
-                update={"version": ev.version, "revoked_at": ev.revoked_at}
-            )
-    return list(latest.values())
+from sharinghub.tools.scenarios import (
+    Scenario,
+    ScenarioFileError,
+    directives_on_file,
+    load_scenarios,
+)
 
 
 def _summary(d: PolicyDecision) -> dict[str, Any]:
@@ -52,7 +45,7 @@ def simulate(
     }
     for s in scenarios:
         r = s.request
-        consent = assess_consent(r, _directives(s), assessed_at=now)
+        consent = assess_consent(r, directives_on_file(s), assessed_at=now)
         before = _summary(current.decide(r, consent, now=now))
         after = _summary(proposed.decide_with_pack(pack_id, r, consent, now=now))
         changed = {

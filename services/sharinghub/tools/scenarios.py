@@ -126,6 +126,19 @@ def _scenario(data: dict[str, Any], nonce: str) -> Scenario:
     return Scenario(data["id"], data.get("title", ""), request, events, data.get("expected", {}))
 
 
+def directives_on_file(s: Scenario) -> list[ConsentDirective]:
+    """The scenario's consents as the registry would hold them (latest version each)."""
+    latest: dict[str, ConsentDirective] = {}
+    for ev in s.directive_events:
+        if isinstance(ev, ConsentGranted):
+            latest[ev.directive.consent_id] = ev.directive
+        elif isinstance(ev, ConsentRevoked) and ev.consent_id in latest:
+            latest[ev.consent_id] = latest[ev.consent_id].model_copy(
+                update={"version": ev.version, "revoked_at": ev.revoked_at}
+            )
+    return list(latest.values())
+
+
 def compare(
     s: Scenario, outcome: OutcomeEvent | None, inbox: InboxMessage | None
 ) -> ScenarioResult:
