@@ -11,12 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO.parent / "shared" / "domain" / "examples.jsonl"
 PACKAGED_EXAMPLES = REPO / "services" / "sharinghub" / "tools" / "demo_scenarios.jsonl"
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# CI explores the same examples every run (a red CI then means a change broke something);
+# local runs keep exploring new ones, and any failure found is kept in .hypothesis/.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if IN_CI:
+    hypothesis_settings.load_profile("ci")
 
 
 def load_examples() -> list[dict[str, Any]]:
