@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
+from sharinghub.consent.cache import DirectiveCache
 from sharinghub.consent.domain import assess_consent
 from sharinghub.consent.materializer import DirectiveMaterializer
 from sharinghub.consent.retraction_service import RetractionSweeper, ack_processor
@@ -25,6 +24,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     engine = create_engine_for(settings.database_url)
     registry = ConsentRegistry(engine)
     retractions = RetractionStore(engine)
+    cache = DirectiveCache(registry.current_for_subjects)
     keys = StageKeys.load(settings.resolved_keys_file())
     service: StageService
     materializer: DirectiveMaterializer | None = None
@@ -47,9 +47,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         if good:
             if not await materializer.wait_caught_up(CATCH_UP_TIMEOUT_S):
                 raise TimeoutError("consent directives not caught up; batch will be retried")
-            directives = await asyncio.to_thread(
-                registry.current_for_subjects, {r.subject_id for _, r in good}
-            )
+            directives = await cache.get({r.subject_id for _, r in good})
             for item, request in good:
                 assessment = assess_consent(
                     request, directives.get(request.subject_id, []), assessed_at=now
@@ -93,6 +91,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             service.publish_one,
             max_bytes=settings.max_message_bytes,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            on_change=cache.invalidate,
         )
         await materializer.start()
 

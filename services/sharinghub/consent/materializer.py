@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import TypeAdapter
 
 from sharinghub.consent.store import ConsentEvent, ConsentRegistry
-from sharinghub.contracts import ConsentDirectiveEvent, DeadLetter, Stage, topics
+from sharinghub.contracts import ConsentDirectiveEvent, ConsentRevoked, DeadLetter, Stage, topics
 from sharinghub.runtime.codec import InvalidMessage, decode_adapter, encode
 from sharinghub.runtime.stage import utcnow
 
@@ -42,6 +42,7 @@ class DirectiveMaterializer:
         *,
         max_bytes: int,
         fetch_max_wait_ms: int = 10,
+        on_change: Callable[[set[str]], None] | None = None,
     ) -> None:
         self._bootstrap = bootstrap_servers
         self._registry = registry
@@ -52,6 +53,7 @@ class DirectiveMaterializer:
         self._task: asyncio.Task[None] | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._progress = asyncio.Condition()
+        self._on_change = on_change
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -116,6 +118,14 @@ class DirectiveMaterializer:
             except InvalidMessage as exc:
                 await self._dead_letter(rec, exc.reason_code, exc.reason)
         results = await asyncio.to_thread(self._registry.apply, events, now=utcnow())
+        if self._on_change is not None:
+            # before the positions move on: a request waiting for them must not see stale data
+            self._on_change(
+                {
+                    e.subject_id if isinstance(e, ConsentRevoked) else e.directive.subject_id
+                    for e in events
+                }
+            )
         for rec, result in zip(sources, results, strict=True):
             if result.status == "refused":
                 await self._dead_letter(rec, result.reason_code, result.reason)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, select
+from sqlalchemy import DateTime, String, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -74,18 +74,21 @@ class RetractionStore:
                     )
                 ).tuples()
             )
+            new = []
             for consent_id, request_id, recipient, at in rows:
                 if (consent_id, request_id) in present:
                     continue
                 present.add((consent_id, request_id))
-                session.add(
-                    ConsentDeliveryRow(
-                        consent_id=consent_id,
-                        request_id=request_id,
-                        recipient_agency_id=recipient,
-                        delivered_at=at,
-                    )
+                new.append(
+                    {
+                        "consent_id": consent_id,
+                        "request_id": request_id,
+                        "recipient_agency_id": recipient,
+                        "delivered_at": at,
+                    }
                 )
+            if new:  # one bulk INSERT for the batch
+                session.execute(insert(ConsentDeliveryRow), new)
 
     def due(self, now: datetime) -> list[PendingRetraction]:
         """Retractions owed: revoked consents with deliveries not yet covered by a notice, and

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import DateTime, Integer, String, Text, select
 from sqlalchemy.engine import Engine
@@ -28,9 +29,9 @@ class ConsentVersionRow(Base):
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-def latest_per_consent(rows: Iterable[ConsentVersionRow]) -> dict[str, ConsentVersionRow]:
-    """The newest stored version of each consent among `rows`."""
-    latest: dict[str, ConsentVersionRow] = {}
+def latest_per_consent(rows: Iterable[Any]) -> dict[str, Any]:
+    """The newest stored version of each consent among `rows` (ORM rows or result rows)."""
+    latest: dict[str, Any] = {}
     for row in rows:
         if row.consent_id not in latest or row.version > latest[row.consent_id].version:
             latest[row.consent_id] = row
@@ -158,9 +159,13 @@ class ConsentRegistry:
         out: dict[str, list[ConsentDirective]] = defaultdict(list)
         if not ids:
             return out
+        t = ConsentVersionRow
+        # plain result rows, not ORM objects: this runs for every batch of requests
         with self._sessions() as session:
-            rows = session.scalars(
-                select(ConsentVersionRow).where(ConsentVersionRow.subject_id.in_(ids))
+            rows = session.execute(
+                select(t.consent_id, t.version, t.subject_id, t.directive_json).where(
+                    t.subject_id.in_(ids)
+                )
             ).all()
         latest = latest_per_consent(rows)
         for row in sorted(latest.values(), key=lambda r: r.consent_id):

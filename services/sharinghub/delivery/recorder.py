@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, select
+from sqlalchemy import DateTime, String, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -92,6 +92,6 @@ class DecisionRecorder:
                     select(DispatchRow.effect_key).where(DispatchRow.effect_key.in_(keys))
                 )
             )
-            session.add_all(
-                DispatchRow(effect_key=k, dispatched_at=now) for k in keys if k not in present
-            )
+            rows = [{"effect_key": k, "dispatched_at": now} for k in keys if k not in present]
+            if rows:  # one bulk INSERT, not an ORM object per row: every batch comes here
+                session.execute(insert(DispatchRow), rows)

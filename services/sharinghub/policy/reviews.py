@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import DateTime, String, Text, select
+from sqlalchemy import DateTime, String, Text, insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -47,23 +47,26 @@ class ReviewStore:
             present = set(
                 session.scalars(select(ReviewCaseRow.case_id).where(ReviewCaseRow.case_id.in_(ids)))
             )
+            rows = []
             for case, envelope, headers in cases:
                 if case.case_id in present:
                     continue
                 present.add(case.case_id)
-                session.add(
-                    ReviewCaseRow(
-                        case_id=case.case_id,
-                        request_id=case.request_id,
-                        kind=case.kind,
-                        status="open",
-                        case_json=case.model_dump_json(),
-                        envelope_json=envelope.model_dump_json(),
-                        trace_headers=json.dumps(headers),
-                        opened_at=case.opened_at,
-                        due_at=case.due_at,
-                    )
+                rows.append(
+                    {
+                        "case_id": case.case_id,
+                        "request_id": case.request_id,
+                        "kind": case.kind,
+                        "status": "open",
+                        "case_json": case.model_dump_json(),
+                        "envelope_json": envelope.model_dump_json(),
+                        "trace_headers": json.dumps(headers),
+                        "opened_at": case.opened_at,
+                        "due_at": case.due_at,
+                    }
                 )
+            if rows:  # one bulk INSERT for the batch
+                session.execute(insert(ReviewCaseRow), rows)
 
     def get(self, case_id: str) -> tuple[ReviewCase, Envelope, dict[str, str], str] | None:
         """(case, envelope, trace headers, status) or None."""
