@@ -147,7 +147,7 @@ class LedgerContract:
 
     @pytest.fixture
     def url(self) -> str:
-        raise NotImplementedError
+        raise TypeError("a backend subclass provides the database url")
 
     @pytest.fixture
     def engine(self, url: str) -> Iterator[Engine]:

@@ -24,7 +24,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     engine = create_engine_for(settings.database_url)
     registry = ConsentRegistry(engine)
     retractions = RetractionStore(engine)
-    cache = DirectiveCache(registry.current_for_subjects)
+    cache = DirectiveCache(registry.current_for_subjects, settings.consent_cache_subjects)
     keys = StageKeys.load(settings.resolved_keys_file())
     service: StageService
     materializer: DirectiveMaterializer | None = None

@@ -17,7 +17,7 @@ Loader = Callable[[Iterable[str]], dict[str, list[ConsentDirective]]]
 
 
 class DirectiveCache:
-    def __init__(self, load: Loader, max_subjects: int = 100_000) -> None:
+    def __init__(self, load: Loader, max_subjects: int = 5_000) -> None:
         self._load = load
         self._max = max_subjects
         self._entries: OrderedDict[str, list[ConsentDirective]] = OrderedDict()

@@ -238,7 +238,10 @@ class AuditLedger:
             conn.execution_options(isolation_level="READ COMMITTED")
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         else:  # pragma: no cover - only the two supported backends
-            raise NotImplementedError(f"audit ledger does not support dialect {dialect}")
+            raise ValueError(
+                f"the audit ledger supports SQLite and PostgreSQL, not {dialect}: "
+                "set DATABASE_URL to one of them"
+            )
 
     @staticmethod
     def _head(conn: Connection) -> tuple[int, str] | None:

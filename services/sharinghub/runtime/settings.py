@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(default=3, ge=1, le=1000, description="Partitions per hub topic.")
     batch_max_records: int = Field(default=200, ge=1, le=10_000, description="Max batch size.")
+    consent_cache_subjects: int = Field(
+        default=5_000,
+        ge=0,
+        description="Clients whose directives the consent stage keeps in memory (LRU).",
+    )
     bulk_chunk_records: int = Field(
         default=100,
         ge=1,

@@ -272,6 +272,7 @@ class Bench:
         # inbox topics are created on an agency's first delivery (a one-off second or so);
         # create the urgent recipients' now so the figure is the lane, not that one-off
         await self.prepare(hub, urgent_idle)
+        await asyncio.sleep(5)  # let the consent stage apply the directives just published
         inboxes = sorted(
             {
                 topics.inbox_topic(r.recipient.agency_id)
