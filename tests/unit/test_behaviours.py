@@ -36,3 +36,36 @@ def test_b3_revocation_after_the_request_does_not_reach_back_at_consent_time(exa
     )
     assessment = assess_consent(request, [revoked_later], assessed_at=request.requested_at)
     assert DataCategory.IDENTITY in assessment.supported  # the gate's re-check stops delivery
+
+
+def test_b4_only_consent_resting_categories_are_rechecked_before_delivery(examples) -> None:  # type: ignore[no-untyped-def]
+    """Treatment continuity needs no consent for its profile; a consent that adds
+    psychotherapy notes is what a revocation in flight must stop — and only that."""
+    from sharinghub.consent.domain import withdrawn_categories
+    from sharinghub.contracts import ConsentDirective, ConsentScope, Purpose
+
+    ex = next(e for e in examples if e["id"].startswith("ex-02"))
+    request = request_of(ex)
+    notes_consent = ConsentDirective(
+        consent_id="cd-notes",
+        version=1,
+        subject_id=request.subject_id,
+        granted_by="client",
+        scope=ConsentScope(
+            recipient_agency_ids=[request.recipient.agency_id],
+            purposes=[Purpose.TREATMENT_CONTINUITY],
+            categories_included=[DataCategory.PSYCHOTHERAPY_NOTES],
+            valid_from=request.requested_at - timedelta(days=30),
+        ),
+    )
+    now = request.requested_at + timedelta(minutes=1)
+    assessment = assess_consent(request, [notes_consent], assessed_at=now)
+    decision = PolicyEngine.load().decide(request, assessment, now=now)
+    assert decision.outcome is Outcome.DELIVERED
+    assert DataCategory.PSYCHOTHERAPY_NOTES in decision.allowed_categories
+    assert decision.consent_categories == [DataCategory.PSYCHOTHERAPY_NOTES]
+    revoked = notes_consent.model_copy(update={"version": 2, "revoked_at": now})
+    withdrawn = withdrawn_categories(
+        request, decision.consent_categories, [revoked], now=now + timedelta(seconds=1)
+    )
+    assert withdrawn == [DataCategory.PSYCHOTHERAPY_NOTES]

@@ -101,6 +101,11 @@ class PolicyDecision(Contract):
         default=False,
         description="The delivery rests on consent (so revocation before delivery stops it).",
     )
+    consent_categories: list[DataCategory] = Field(
+        default_factory=list,
+        description="Allowed categories whose permit rests on consent; the delivery gate "
+        "re-checks exactly these just before delivery.",
+    )
     decided_at: AwareDatetime
     decided_by: str | None = Field(
         default=None, description="Reviewer id when a person decided (after review)."

@@ -70,8 +70,9 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             seq = 2 if decision.decided_by else 1
             withdrawn: list[DataCategory] = []
             if decision.consent_based:
+                # only what rested on consent and had a consent's support when decided
                 consent_cats = [
-                    c for c in decision.allowed_categories if c in env.consent.supported
+                    c for c in decision.consent_categories if c in env.consent.supported
                 ]
                 withdrawn = withdrawn_categories(
                     env.request, consent_cats, current.get(env.request.subject_id, []), now=now

@@ -413,6 +413,7 @@ def _delivered(
         pack_id=pack.pack_id,
         pack_version=pack.version,
         consent_based=consent_based,
+        consent_categories=consent_categories,
         decided_at=now,
     )
 
@@ -480,6 +481,7 @@ def after_review(
         pack_id=pending.pack_id,
         pack_version=pending.pack_version,
         consent_based=consent_based,
+        consent_categories=allowed if consent_based else [],
         decided_at=now,
         decided_by=reviewer_id,
     )
