@@ -72,7 +72,7 @@ def test_scenario_run_reproduces_every_example_with_its_own_embedded_hub(tmp_pat
     # someone edits a decision directly in the database: verify names the row, check fails
     db = tmp_path / ".sharinghub" / "sharinghub.db"
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE audit_ledger SET outcome = 'delivered' WHERE seq = 3")
+        conn.execute("UPDATE audit_ledger SET reason_code = reason_code || '-x' WHERE seq = 3")
     tampered = sharinghub(["audit", "verify"], tmp_path)
     assert tampered.returncode == 1
     assert "#3" in tampered.stderr
