@@ -155,9 +155,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         flush=True,
     )
     code = _run_file(Path(args.file), False, args.timeout, intro=True)
+    hub = "sharinghub" if Path(sys.argv[0]).name == "sharinghub" else sys.argv[0]
     print(
-        "\nWhat to look at next: .sharinghub/logs/ (service logs, JSON, no case data),\n"
-        ".sharinghub/traces.jsonl (one trace per request), and `sharinghub audit verify`."
+        "\nWhat to look at next (the hub has stopped; its records stay in .sharinghub/):\n"
+        f"  {hub} audit verify               the tamper-evident log of every decision\n"
+        f"  {hub} report totals --by outcome  what was delivered, refused, sent to review\n"
+        f"  {hub} trace REQUEST_ID           one request's path through the four services\n"
+        "                                   (request ids: `grep -o 'ex-01[^\"]*' "
+        ".sharinghub/traces.jsonl | head -1`)\n"
+        f"  {hub} up                          run the hub and send your own scenarios"
     )
     return code
 
