@@ -1,7 +1,8 @@
 """Stage stamps: each stage MACs a digest of what it vouches for, chained to the previous stamp.
 
-A stamp's digest covers the immutable request, the stage's own result and the previous stamp's
-MAC, so the delivery gate can recompute the chain from the envelope content and refuse anything
+The first stamp's digest covers the immutable request and the stage's own result; every
+later one covers its stage's result and the previous stamp's MAC (and so, transitively, the
+request). The delivery gate recomputes the chain from the envelope content and refuses anything
 injected into a stage topic, reordered, or changed after a stage vouched for it (invariant 1).
 """
 
@@ -94,12 +95,17 @@ def _stage_content(envelope: Envelope, stage: Stage) -> BaseModel | None:
     }[stage]
 
 
+def _anchor(envelope: Envelope, previous: str | None) -> str:
+    """What a stamp chains to: the request for the first stamp, else the previous MAC (which
+    already covers the request), so later stages do not serialise the request again."""
+    return previous if previous is not None else canonical_digest(envelope.request)
+
+
 def stamp(envelope: Envelope, stage: Stage, keys: StageKeys, service_version: str) -> Envelope:
     """Return the envelope with `stage`'s stamp appended (the stage's result must be set)."""
     key_id, key = keys.keys[stage]
     previous = envelope.stamps[-1].mac if envelope.stamps else None
-    request_digest = canonical_digest(envelope.request)
-    digest = canonical_digest(request_digest, _stage_content(envelope, stage), previous)
+    digest = canonical_digest(_anchor(envelope, previous), _stage_content(envelope, stage))
     mac = hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
     new = StageStamp(
         stage=stage, service_version=service_version, key_id=key_id, digest=digest, mac=mac
@@ -113,12 +119,11 @@ def verify_chain(envelope: Envelope, keys: StageKeys, expected: tuple[Stage, ...
     if stages != expected:
         return f"stamp chain is {[s.value for s in stages]}, expected {[s.value for s in expected]}"
     previous: str | None = None
-    request_digest = canonical_digest(envelope.request)
     for st in envelope.stamps:
         key_id, key = keys.keys[st.stage]
         if st.key_id != key_id:
             return f"{st.stage.value} stamp uses unknown key id"
-        digest = canonical_digest(request_digest, _stage_content(envelope, st.stage), previous)
+        digest = canonical_digest(_anchor(envelope, previous), _stage_content(envelope, st.stage))
         if not hmac.compare_digest(digest, st.digest):
             return f"{st.stage.value} stamp does not match the envelope content"
         mac = hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
