@@ -90,7 +90,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             registry,
             service.publish_one,
             max_bytes=settings.max_message_bytes,
-            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            fetch_max_wait_ms=settings.directive_fetch_max_wait_ms,
             on_change=cache.invalidate,
         )
         await materializer.start()

@@ -63,6 +63,7 @@ from presidio_anonymizer.entities import RecognizerResult as PiiSpan
 
 from sharinghub.contracts import RecordField, SharingRequest
 from sharinghub.contracts.vocabulary import DataCategory
+from sharinghub.redaction.chars import ALNUM, inner_non_alnum
 from sharinghub.redaction.rules import BASE_SEPARATORS, MARKER, FreeTextPass
 
 __all__ = [
@@ -451,10 +452,9 @@ def build_deny_list(
 
     for field in withheld:
         value = field.value
-        alnum = [i for i, c in enumerate(value) if c.isalnum()]
-        if len(alnum) < 4:
+        if len(ALNUM.findall(value)) < 4:
             continue
-        separators |= {c for c in value[alnum[0] : alnum[-1] + 1] if not c.isalnum()}
+        separators |= inner_non_alnum(value)
         add(_key(value), "text")
         if nsn := _national_number(value):
             add(nsn, "number")

@@ -54,7 +54,22 @@ class Settings(BaseSettings):
         "urgent lane waits at most one chunk.",
     )
     batch_timeout_ms: int = Field(default=20, ge=1, description="Max wait to fill a batch.")
-    fetch_max_wait_ms: int = Field(default=10, ge=1, description="Broker fetch wait (latency).")
+    fetch_max_wait_ms: int = Field(
+        default=10, ge=1, description="Broker fetch wait of the request lanes (latency)."
+    )
+    # Every idle consumer polls the broker once per fetch wait; at 10 ms the hub's rarely
+    # written topics cost about as much broker CPU as its busy ones.
+    directive_fetch_max_wait_ms: int = Field(
+        default=50,
+        ge=1,
+        description="Fetch wait of the consent directive reader (how long a new directive can "
+        "take to reach the consent stage when the topic was idle).",
+    )
+    control_fetch_max_wait_ms: int = Field(
+        default=250,
+        ge=1,
+        description="Fetch wait for human-paced topics (review decisions, retraction acks).",
+    )
     session_timeout_ms: int = Field(
         default=10_000, ge=1000, description="Consumer session timeout."
     )

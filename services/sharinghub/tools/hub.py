@@ -42,7 +42,9 @@ class Hub:
     def log_dir(self) -> Path:
         return self.settings.data_dir / "logs"
 
-    def start(self) -> None:
+    def start(self, *, spawn_services: bool = True) -> None:
+        """Broker, schema, keys and topics; then the services unless `spawn_services=False`
+        (the bench measures its bare relay on the broker alone first)."""
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         StageKeys.generate(s.resolved_keys_file())
@@ -54,7 +56,16 @@ class Hub:
                     self.bootstrap_servers, topics.PIPELINE_TOPICS, partitions=s.partitions
                 )
             )
-            self.log_dir().mkdir(parents=True, exist_ok=True)
+            if spawn_services:
+                self.spawn_services()
+        except BaseException:
+            self.stop()
+            raise
+
+    def spawn_services(self) -> None:
+        """Start every service's processes (after `start(spawn_services=False)`)."""
+        self.log_dir().mkdir(parents=True, exist_ok=True)
+        try:
             for name in self.services:
                 for n in range(self.processes_per_stage):
                     self._spawn(name, n)

@@ -28,6 +28,11 @@ def table(f: dict[str, Any]) -> str:
             f"{_fmt(p['p50_ms'])}/{_fmt(p['p95_ms'])}/{_fmt(p['p99_ms']):<8} "
             f"{_fmt(r['p50_ms'])}/{_fmt(r['p95_ms'])}/{_fmt(r['p99_ms'])}"
         )
+    if cpu := f.get("pipeline_cpu_ms_per_request"):
+        rows.append(
+            "CPU ms per request (burst)              "
+            + ", ".join(f"{k} {v}" for k, v in cpu.items())
+        )
     if "urgent_lane" in f:
         u = f["urgent_lane"]
         rows.append(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -99,6 +100,29 @@ def rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), or None if unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14, 15)
+
+
+def hub_pids(hub: Hub) -> dict[str, int]:
+    """ "<service>-<n>" and "broker" → PID, for the processes this bench started."""
+    pids: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for name, proc in hub.children:
+        n = counts[name] = counts.get(name, -1) + 1
+        pids[f"{name}-{n}"] = proc.pid
+    process = getattr(hub.broker, "process", None)
+    if process is not None:
+        pids["broker"] = process.pid
+    return pids
 
 
 class Bench:
@@ -206,39 +230,57 @@ class Bench:
             "p99_ms": percentile(lat, 99),
         }
 
-    async def measure(self, hub: Hub, load: Load, *, full: bool) -> dict[str, Any]:
-        cfg = self.cfg
-        inboxes = sorted({topics.inbox_topic(r.recipient.agency_id) for r in load.requests})
-        reqs = messages(load)
-        n = cfg.requests
-        warm, burst_part = reqs[:200], reqs[200 : 200 + n]
-        out: dict[str, Any] = {}
-        async with (
-            Probe(hub.bootstrap_servers, [topics.OUTCOMES, *inboxes], pipeline_id) as p,
-            Probe(hub.bootstrap_servers, [RELAY_TOPICS[-1]], relay_id) as rp,
-        ):
-            await self.burst(p, warm, [m[3] for m in warm])
-            out["pipeline_burst"] = await self.burst(p, burst_part, [m[3] for m in burst_part])
-            if not full:
-                return out
+    def _rate_slices(self, total: int) -> list[tuple[int, int, int]]:
+        """(rate, start, end) of the requests each offered rate uses, after warm-up and burst."""
+        offset, out = 200 + self.cfg.requests, []
+        for rate in self.cfg.rates:
+            k = int(rate * self.cfg.rate_seconds)
+            out.append((rate, offset, min(offset + k, total)))
+            offset += k
+        return out
+
+    async def measure_relay(self, hub: Hub, load: Load) -> dict[str, Any]:
+        """The bare relay on the broker alone: same messages, same hops, nothing else running."""
+        n = self.cfg.requests
+        out: dict[str, Any] = {"relay_rates": []}
+        async with Probe(hub.bootstrap_servers, [RELAY_TOPICS[-1]], relay_id) as rp:
             rmsgs = relay_messages(load, "burst")
             await self.burst(rp, rmsgs[:200], [m[3] for m in rmsgs[:200]])
             out["relay_burst"] = await self.burst(
                 rp, rmsgs[200 : 200 + n], [m[3] for m in rmsgs[200 : 200 + n]]
             )
-            offset = 200 + n
-            out["pipeline_rates"], out["relay_rates"] = [], []
-            for rate in cfg.rates:
-                k = int(rate * cfg.rate_seconds)
-                chunk = reqs[offset : offset + k]
+            for rate, a, b in self._rate_slices(len(load.requests)):
+                chunk = relay_messages(load, f"rate{rate}")[a:b]
+                out["relay_rates"].append(await self.paced(rp, chunk, [m[3] for m in chunk], rate))
+        return out
+
+    async def measure(self, hub: Hub, load: Load, *, full: bool) -> dict[str, Any]:
+        """The pipeline: warm-up, burst (with CPU per process), then the offered rates."""
+        n = self.cfg.requests
+        inboxes = sorted({topics.inbox_topic(r.recipient.agency_id) for r in load.requests})
+        reqs = messages(load)
+        warm, burst_part = reqs[:200], reqs[200 : 200 + n]
+        out: dict[str, Any] = {}
+        async with Probe(hub.bootstrap_servers, [topics.OUTCOMES, *inboxes], pipeline_id) as p:
+            # The warm-up also covers the services' start-up (group joins, directive catch-up).
+            await self.burst(p, warm, [m[3] for m in warm])
+            pids = hub_pids(hub)
+            before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+            out["pipeline_burst"] = await self.burst(p, burst_part, [m[3] for m in burst_part])
+            # Where the CPU went: ms of CPU per request in each process during the burst.
+            out["pipeline_cpu_ms_per_request"] = {
+                k: round((now - then) * 1000 / len(burst_part), 3)
+                for k, pid in pids.items()
+                if (then := before[k]) is not None and (now := cpu_seconds(pid)) is not None
+            }
+            if not full:
+                return out
+            out["pipeline_rates"] = []
+            for rate, a, b in self._rate_slices(len(reqs)):
+                chunk = reqs[a:b]
                 out["pipeline_rates"].append(
                     await self.paced(p, chunk, [m[3] for m in chunk], rate)
                 )
-                rchunk = relay_messages(load, f"rate{rate}")[offset : offset + k]
-                out["relay_rates"].append(
-                    await self.paced(rp, rchunk, [m[3] for m in rchunk], rate)
-                )
-                offset += k
             out["delivery_accounting"] = self.accounting(p, load)
         return out
 
@@ -304,7 +346,7 @@ class Bench:
         load = generate(n, id_prefix="soak", narrative_words=self.cfg.narrative_words)
         await self.prepare(hub, load)
         samples: list[dict[str, float | None]] = []
-        pids = {f"{name}-{i}": proc.pid for i, (name, proc) in enumerate(hub.children)}
+        pids = {k: pid for k, pid in hub_pids(hub).items() if k != "broker"}
 
         async def sample() -> None:
             while True:
@@ -336,25 +378,35 @@ class Bench:
             total, narrative_words=cfg.narrative_words, directives_per_client=cfg.directives
         )
         self.results.put("mean_request_bytes", round(load.mean_request_bytes))
-        with self.hub(tracing=cfg.tracing) as hub:
+        hub = self.hub(tracing=cfg.tracing)
+        hub.start(spawn_services=False)
+        try:
+            asyncio.run(self.prepare(hub, load))
+            # The relay first, on the broker alone, then the pipeline with the relay stopped:
+            # neither measurement pays for the other's idle consumers.
+            sys.stdout.write("measuring the bare relay (broker only) …\n")
             self.start_relays(hub.bootstrap_servers)
             try:
-                asyncio.run(self.prepare(hub, load))
-                time.sleep(3)
-                sys.stdout.write("measuring the pipeline and the relay …\n")
-                for key, value in asyncio.run(self.measure(hub, load, full=True)).items():
-                    self.results.put(key, value)
-                if cfg.urgent:
-                    sys.stdout.write("urgent lane under a bulk backlog …\n")
-                    self.results.put("urgent_lane", asyncio.run(self.urgent_lane(hub)))
-                if cfg.soak_seconds:
-                    sys.stdout.write(f"soak for {cfg.soak_seconds:.0f} s …\n")
-                    self.results.put("soak", asyncio.run(self.soak(hub)))
+                relay = asyncio.run(self.measure_relay(hub, load))
             finally:
                 self.stop_relays()
-                dead = hub.check_alive()
-                if dead:
-                    self.results.put("services_died", dead)
+            for key, value in relay.items():
+                self.results.put(key, value)
+            sys.stdout.write("measuring the pipeline (four services) …\n")
+            hub.spawn_services()
+            for key, value in asyncio.run(self.measure(hub, load, full=True)).items():
+                self.results.put(key, value)
+            if cfg.urgent:
+                sys.stdout.write("urgent lane under a bulk backlog …\n")
+                self.results.put("urgent_lane", asyncio.run(self.urgent_lane(hub)))
+            if cfg.soak_seconds:
+                sys.stdout.write(f"soak for {cfg.soak_seconds:.0f} s …\n")
+                self.results.put("soak", asyncio.run(self.soak(hub)))
+            dead = hub.check_alive()
+            if dead:
+                self.results.put("services_died", dead)
+        finally:
+            hub.stop()
         if cfg.tracing_overhead and cfg.tracing:
             sys.stdout.write("tracing off: same burst …\n")
             with self.hub(tracing=False) as hub:
