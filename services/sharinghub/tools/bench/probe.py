@@ -145,3 +145,57 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
         return None
     k = min(len(sorted_values) - 1, max(0, round(q / 100 * (len(sorted_values) - 1))))
     return round(sorted_values[k], 1)
+
+
+async def recount(
+    bootstrap: str,
+    watch: Sequence[str],
+    id_of: Callable[[str, bytes, list[tuple[str, bytes]]], str | None],
+    timeout_s: float = 120.0,
+) -> Observation:
+    """Read `watch` from the beginning to its current end and count every id in it.
+
+    The live probe times arrivals; this is the ground truth the loss and duplicate counts
+    come from (a message the probe missed but the topic holds is not lost).
+    """
+    seen = Observation()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+        max_partition_fetch_bytes=8 << 20,
+    )
+    await consumer.start()
+    try:
+        parts = [
+            TopicPartition(t, p)
+            for t in watch
+            for p in sorted(consumer.partitions_for_topic(t) or [])
+        ]
+        if not parts:
+            return seen
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        # Read to the reported end, then on until a fetch comes back empty: the embedded
+        # broker reports a partition's end as the base offset of its last record batch + 1,
+        # so the tail batch lies beyond it.
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {watch} to its end within {timeout_s:.0f} s")
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for tp, records in batch.items():
+                for rec in records:
+                    rid = id_of(tp.topic, rec.value or b"", list(rec.headers or ()))
+                    if rid is not None:
+                        seen.counts[rid] += 1
+                        seen.per_topic[tp.topic][rid] += 1
+            if not batch:
+                positions = {tp: await consumer.position(tp) for tp in parts}
+                if all(positions[tp] >= ends[tp] for tp in parts):
+                    break
+    finally:
+        await consumer.stop()
+    return seen
