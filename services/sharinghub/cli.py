@@ -65,7 +65,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from sharinghub.tools.hub import Hub
 
     settings = _settings()
-    hub = Hub(settings, processes_per_stage=args.processes)
+    hub = Hub(settings, processes_per_stage=args.processes, urgent_processes=args.urgent_processes)
     print("starting sharinghub (broker, database schema, 4 services) …", flush=True)
     with hub, _console(settings, args.console_port) as console_url:
         print(f"  broker     {hub.broker.kind} at {hub.bootstrap_servers}")  # type: ignore[union-attr]
@@ -367,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
     u = sub.add_parser("up", help="start broker, database and all services; Ctrl-C stops all")
     u.add_argument("--processes", type=int, default=1, help="processes per stage")
+    u.add_argument(
+        "--urgent-processes",
+        action="store_true",
+        help="one more process per stage for the urgent lane only; bulk processes run at "
+        "lower CPU priority (recommended where bursts of bulk requests are expected)",
+    )
     u.add_argument("--console-port", type=int, default=8765, help="governance console port")
     u.set_defaults(func=cmd_up)
     d = sub.add_parser("demo", help="run the example scenarios end to end and show outcomes")

@@ -1,4 +1,8 @@
-"""One hub for the e2e session: embedded broker + four service processes + SQLite ledger."""
+"""One hub for the e2e session: embedded broker, SQLite ledger and the four services, each as a
+bulk process (at lower CPU priority) plus an urgent-lane process (`up --urgent-processes`).
+
+The default one-process-per-stage layout is exercised by `test_cli.py`, which starts its own.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     authorised.write_text('{"*": ["pr-recovery-0042", "pr-lakeshore-0007"]}')
     h = Hub(
         settings,
+        urgent_processes=True,
         extra_env={
             "SHARINGHUB_SESSION_TIMEOUT_MS": "6000",
             # small enough that the oversize test stays under the broker's own message limit

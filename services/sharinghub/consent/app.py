@@ -104,6 +104,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         engine.dispose()
 
     service.on_startup(start_materializer)
-    service.on_startup(sweeper.start)
+    if service.runs_background_work:
+        service.on_startup(sweeper.start)
     service.on_shutdown(stop_materializer)
     return service

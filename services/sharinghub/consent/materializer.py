@@ -50,6 +50,10 @@ class DirectiveMaterializer:
         self._max_bytes = max_bytes
         self._fetch_wait = fetch_max_wait_ms
         self._consumer: AIOKafkaConsumer | None = None
+        # End offsets are asked on a connection of their own: on the reader's connection the
+        # request would queue behind its long-poll fetch (up to fetch_max_wait_ms per batch).
+        self._offsets: AIOKafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
         self._task: asyncio.Task[None] | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._progress = asyncio.Condition()
@@ -64,14 +68,18 @@ class DirectiveMaterializer:
             fetch_max_wait_ms=self._fetch_wait,
         )
         await self._consumer.start()
-        partitions = await self._partitions()
+        partitions = self._partitions = await self._find_partitions()
+        self._offsets = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap, group_id=None, enable_auto_commit=False
+        )
+        await self._offsets.start()
         self._consumer.assign(partitions)
         await self._consumer.seek_to_beginning(*partitions)
         starts = await self._consumer.beginning_offsets(partitions)
         self._positions = dict(starts)
         self._task = asyncio.create_task(self._run(), name="consent-directive-materializer")
 
-    async def _partitions(self) -> list[TopicPartition]:
+    async def _find_partitions(self) -> list[TopicPartition]:
         assert self._consumer is not None
         for _ in range(100):
             parts = self._consumer.partitions_for_topic(topics.CONSENT_DIRECTIVES)
@@ -88,6 +96,8 @@ class DirectiveMaterializer:
                 await self._task
         if self._consumer is not None:
             await self._consumer.stop()
+        if self._offsets is not None:
+            await self._offsets.stop()
 
     async def _run(self) -> None:
         assert self._consumer is not None
@@ -151,8 +161,8 @@ class DirectiveMaterializer:
 
     async def wait_caught_up(self, timeout_s: float) -> bool:
         """Wait until every directive acknowledged by the broker *now* has been applied."""
-        assert self._consumer is not None
-        ends = await self._consumer.end_offsets(list(self._consumer.assignment()))
+        assert self._offsets is not None
+        ends = await self._offsets.end_offsets(self._partitions)
 
         def done() -> bool:
             return all(self._positions.get(tp, 0) >= end for tp, end in ends.items() if end > 0)

@@ -246,8 +246,9 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     escalation = EscalationSweeper(
         reviews, service.publish_all, interval_s=settings.review_escalation_interval_s
     )
-    service.on_startup(escalation.start)
-    service.on_shutdown(escalation.stop)
+    if service.runs_background_work:
+        service.on_startup(escalation.start)
+        service.on_shutdown(escalation.stop)
     return service
 
 

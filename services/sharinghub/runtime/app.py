@@ -107,8 +107,14 @@ class StageService:
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._backoff = RetryBackoff()
+        # Bulk work pauses at its next chunk while an urgent-lane batch is in this process.
+        self._urgent_idle = asyncio.Event()
+        self._urgent_idle.set()
+        self._urgent_batches = 0
         groups: dict[str, list[str]] = {}
         for topics_in, processor in subscriptions:
+            if not self.serves(topics_in):
+                continue
             # The urgent lane is its own consumer group: its fetches never queue behind bulk.
             urgent = all(hub_topics.is_urgent(t) for t in topics_in)
             group = f"{group_id}-urgent" if urgent else group_id
@@ -133,6 +139,16 @@ class StageService:
         self.app.on_shutdown(self._stop_metrics)
         # After the subscribers stopped: a batch finishing during shutdown can still publish.
         self.app.after_shutdown(self._stop_producer)
+
+    def serves(self, topics_in: Sequence[str]) -> bool:
+        """Whether this process consumes `topics_in`, given its lane (`Settings.lane`)."""
+        urgent = all(hub_topics.is_urgent(t) for t in topics_in)
+        return self.settings.lane == "all" or (self.settings.lane == "urgent") == urgent
+
+    @property
+    def runs_background_work(self) -> bool:
+        """Sweepers (escalations, retraction resends) run in bulk and all-lane processes."""
+        return self.settings.lane != "urgent"
 
     def on_startup(self, hook: Hook) -> None:
         """Run after the broker connected (open stores, start background readers)."""
@@ -222,46 +238,71 @@ class StageService:
             decoder=_raw_body,
         )
 
-        # A bulk batch is worked through in chunks, each published before the next starts, so
-        # an urgent-lane batch in the same process waits for one chunk, not a whole batch.
-        # Offsets are still committed only once every chunk's messages are acknowledged.
         urgent_lane = all(hub_topics.is_urgent(t) for t in topics_in)
         chunk = s.batch_max_records if urgent_lane else s.bulk_chunk_records
 
         async def on_batch(body: Any, msg: KafkaMessage) -> None:
             records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-            items = start_item_spans(self.stage, records)
-            started, t0 = time.time(), time.perf_counter()
-            outputs: list[Output] = []
+            if urgent_lane:
+                self._urgent_batches += 1
+                self._urgent_idle.clear()
             try:
-                in_flight: list[Awaitable[object]] = []
-                for i in range(0, len(items), chunk):
-                    result = await processor(items[i : i + chunk])
-                    acks = await self.send_all(result.outputs)
-                    if result.after_publish is not None:
-                        # Effects are marked dispatched only once acknowledged, and before the
-                        # next chunk is prepared (it must see the marks to skip replays).
-                        await acks
-                        await result.after_publish()
-                    else:
-                        in_flight.append(acks)  # the next chunk is worked on meanwhile
-                    outputs += result.outputs
-                await asyncio.gather(*in_flight)
-            except Exception as exc:
-                # Infrastructure failure (broker, database): the batch is rewound and retried.
-                log.exception(
-                    "batch failed; it will be redelivered",
-                    extra={"stage": self.stage.value, "size": len(items)},
-                )
-                end_item_spans(items, exc)
-                hub_metrics().batch_failed(self.stage, exc)
-                await self._backoff.failure()
-                raise
-            self._backoff.success()
-            end_item_spans(items)
-            hub_metrics().batch_done(self.stage, items, outputs, started, time.perf_counter() - t0)
+                await self._process(records, processor, chunk, urgent_lane)
+            finally:
+                if urgent_lane:
+                    self._urgent_batches -= 1
+                    if not self._urgent_batches:
+                        self._urgent_idle.set()
 
         subscriber(on_batch)
+
+    async def _process(
+        self,
+        records: Sequence[Any],
+        processor: Callable[[list[Item]], Awaitable[Batch]],
+        chunk: int,
+        urgent_lane: bool,
+    ) -> None:
+        """Process one consumed batch: spans, chunks, publication, metrics.
+
+        Raises (so FastStream rewinds the batch) when any chunk's processing, publication or
+        after-publish hook fails.
+        """
+        items = start_item_spans(self.stage, records)
+        started, t0 = time.time(), time.perf_counter()
+        outputs: list[Output] = []
+        # A bulk batch is worked through in chunks, each sent before the next starts, and a
+        # chunk waits while an urgent batch is in this process: the urgent lane waits for at
+        # most one bulk chunk per stage. Offsets are committed only after every ack.
+        try:
+            in_flight: list[Awaitable[object]] = []
+            for i in range(0, len(items), chunk):
+                if not urgent_lane:
+                    await self._urgent_idle.wait()
+                result = await processor(items[i : i + chunk])
+                acks = await self.send_all(result.outputs)
+                if result.after_publish is not None:
+                    # Effects are marked dispatched only once acknowledged, and before the
+                    # next chunk is prepared (it must see the marks to skip replays).
+                    await acks
+                    await result.after_publish()
+                else:
+                    in_flight.append(acks)  # the next chunk is worked on meanwhile
+                outputs += result.outputs
+            await asyncio.gather(*in_flight)
+        except Exception as exc:
+            # Infrastructure failure (broker, database): the batch is rewound and retried.
+            log.exception(
+                "batch failed; it will be redelivered",
+                extra={"stage": self.stage.value, "size": len(items)},
+            )
+            end_item_spans(items, exc)
+            hub_metrics().batch_failed(self.stage, exc)
+            await self._backoff.failure()
+            raise
+        self._backoff.success()
+        end_item_spans(items)
+        hub_metrics().batch_done(self.stage, items, outputs, started, time.perf_counter() - t0)
 
     async def ensure_topic(self, topic: str) -> None:
         """Create a topic (an agency inbox) the first time this process writes to it."""

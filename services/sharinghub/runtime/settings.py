@@ -98,6 +98,18 @@ class Settings(BaseSettings):
         "('*' for any agency); unset: nobody may.",
     )
     log_level: str = Field(default="INFO", description="Python log level of the services.")
+    lane: Literal["all", "bulk", "urgent"] = Field(
+        default="all",
+        description="Which request lane a service process serves: `all`, `bulk` (with reviews, "
+        "retraction acks and background sweeps) or `urgent` (the urgent topics only).",
+    )
+    nice: int = Field(
+        default=0,
+        ge=0,
+        le=19,
+        description="Lower this process's CPU priority (`up --urgent-processes` gives bulk "
+        "processes 10, so urgent-lane processes win the CPU when both have work).",
+    )
     metrics_port: int | None = Field(
         default=None,
         ge=1,

@@ -22,6 +22,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         narrative_words=args.narrative_words,
         directives=(args.directives, args.directives) if args.directives else (5, 10),
         processes=args.processes,
+        urgent_processes=not args.shared_urgent_lane,
+        bulk_nice=args.bulk_nice,
         tracing=not args.no_tracing,
         tracing_overhead=not args.no_tracing and not args.quick,
         urgent=not args.quick,
@@ -32,7 +34,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         partitions=args.partitions,
     )
     print(
-        "sharinghub bench: embedded broker, 4 services as processes, audit ledger and "
+        "sharinghub bench: embedded broker, 4 services as processes"
+        f"{'' if args.shared_urgent_lane else ' (+1 urgent-lane process each)'}, audit ledger and "
         f"consent store on {'the given database' if args.database_url else 'SQLite'}, "
         f"tracing {'on' if cfg.tracing else 'off'}; a bare 4-hop relay in the same run."
     )
@@ -54,6 +57,20 @@ def register(sub: Any) -> None:
     b.add_argument("--narrative-words", type=int, default=150)
     b.add_argument("--directives", type=int, help="consent directives per client (default 5–10)")
     b.add_argument("--processes", type=int, default=1, help="processes per stage")
+    b.add_argument(
+        "--shared-urgent-lane",
+        action="store_true",
+        help="serve the urgent lane from the bulk processes (as `up` without "
+        "--urgent-processes) instead of one urgent process per stage",
+    )
+    b.add_argument(
+        "--bulk-nice",
+        type=int,
+        default=4,
+        choices=range(20),
+        metavar="0-19",
+        help="CPU niceness of bulk processes beside urgent-lane ones (default 4)",
+    )
     b.add_argument("--partitions", type=int, default=3)
     b.add_argument("--no-tracing", action="store_true")
     b.add_argument("--quick", action="store_true", help="skip urgent-lane and tracing phases")

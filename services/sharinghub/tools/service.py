@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import sys
 
 from sharinghub.runtime.schema import upgrade
@@ -27,6 +28,8 @@ def run_service(name: str, settings: Settings | None = None) -> int:
             "use `sharinghub up` to start a broker and all services together.\n"
         )
         return 2
+    if settings.nice:
+        os.nice(settings.nice)  # only ever lowers priority: no privilege needed
     provider = setup_tracing(f"sharinghub-{name}", settings)
     upgrade(settings.database_url, lock_dir=settings.data_dir)
     module = importlib.import_module(APPS[name])

@@ -27,7 +27,7 @@ from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.topics import ensure_topics
 from sharinghub.tools.bench.generator import Load, generate
 from sharinghub.tools.bench.probe import Message, Probe, percentile, recount
-from sharinghub.tools.hub import Hub
+from sharinghub.tools.hub import BULK_NICE, Hub
 
 RELAY_TOPICS = [f"sharinghub.bench.relay.{i}" for i in range(5)]
 
@@ -40,6 +40,8 @@ class BenchConfig:
     narrative_words: int = 150
     directives: tuple[int, int] = (5, 10)
     processes: int = 1
+    urgent_processes: bool = True
+    bulk_nice: int = BULK_NICE
     tracing: bool = True
     tracing_overhead: bool = True
     urgent: bool = True
@@ -113,12 +115,9 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 def hub_pids(hub: Hub) -> dict[str, int]:
-    """ "<service>-<n>" and "broker" → PID, for the processes this bench started."""
-    pids: dict[str, int] = {}
-    counts: dict[str, int] = {}
-    for name, proc in hub.children:
-        n = counts[name] = counts.get(name, -1) + 1
-        pids[f"{name}-{n}"] = proc.pid
+    """Process label ("policy-0", "policy-urgent-0" …) and "broker" → PID, for the processes
+    this bench started."""
+    pids = {label: proc.pid for label, proc in hub.children}
     process = getattr(hub.broker, "process", None)
     if process is not None:
         pids["broker"] = process.pid
@@ -150,6 +149,8 @@ class Bench:
         return Hub(
             settings,
             processes_per_stage=self.cfg.processes,
+            urgent_processes=self.cfg.urgent_processes,
+            bulk_nice=self.cfg.bulk_nice,
             extra_env={"SHARINGHUB_SESSION_TIMEOUT_MS": "6000"},
         )
 
