@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import TypeAdapter
+from sqlalchemy.exc import IntegrityError
 
 from sharinghub.consent.store import ConsentEvent, ConsentRegistry
 from sharinghub.contracts import ConsentDirectiveEvent, ConsentRevoked, DeadLetter, Stage, topics
@@ -26,6 +27,7 @@ from sharinghub.runtime.codec import InvalidMessage, decode_adapter, encode
 from sharinghub.runtime.stage import utcnow
 
 log = logging.getLogger(__name__)
+MAX_IMMEDIATE_RETRIES = 5
 _EVENT = TypeAdapter(ConsentDirectiveEvent)
 
 Publish = Callable[[str, bytes, bytes | None], Awaitable[None]]
@@ -105,11 +107,23 @@ class DirectiveMaterializer:
         while True:
             batches = await self._consumer.getmany(timeout_ms=500, max_records=500)
             for tp, records in batches.items():
+                races = 0
                 while True:
                     try:
                         await self._apply(records)
                         backoff = 0.2
                         break
+                    except IntegrityError:
+                        # Every consent process reads the whole directive topic into the one
+                        # registry: another process stored some of these first. Applying them
+                        # again finds them and treats them as the duplicates they are.
+                        races += 1
+                        if races <= MAX_IMMEDIATE_RETRIES:
+                            log.info("directives recorded concurrently by another process")
+                            continue
+                        log.exception("applying consent directives failed; retrying")
+                        await asyncio.sleep(backoff)
+                        backoff = min(backoff * 2, 5.0)
                     except Exception:  # the database is down: retry the same records
                         log.exception("applying consent directives failed; retrying")
                         await asyncio.sleep(backoff)

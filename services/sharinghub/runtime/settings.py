@@ -50,8 +50,8 @@ class Settings(BaseSettings):
     bulk_chunk_records: int = Field(
         default=100,
         ge=1,
-        description="Bulk batches are processed and published in chunks of this size, so the "
-        "urgent lane waits at most one chunk.",
+        description="In a process serving both lanes, bulk batches are processed and published "
+        "in chunks of this size, so the urgent lane waits at most one chunk.",
     )
     batch_timeout_ms: int = Field(default=20, ge=1, description="Max wait to fill a batch.")
     fetch_max_wait_ms: int = Field(
