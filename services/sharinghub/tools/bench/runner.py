@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from sharinghub.contracts import URGENT_PURPOSES, topics
+from sharinghub.runtime.broker import EmbeddedBroker
 from sharinghub.runtime.codec import encode
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.topics import ensure_topics
@@ -186,7 +187,7 @@ class Bench:
         inboxes = sorted({topics.inbox_topic(r.recipient.agency_id) for r in load.requests})
         await ensure_topics(
             hub.bootstrap_servers,
-            [*topics.PIPELINE_TOPICS, *inboxes, *RELAY_TOPICS],
+            [*topics.PIPELINE_TOPICS, *inboxes],
             partitions=self.cfg.partitions,
         )
         async with Probe(hub.bootstrap_servers, [], relay_id) as p:
@@ -240,11 +241,28 @@ class Bench:
             offset += k
         return out
 
-    async def measure_relay(self, hub: Hub, load: Load) -> dict[str, Any]:
-        """The bare relay on the broker alone: same messages, same hops, nothing else running."""
+    def run_relay(self, load: Load) -> dict[str, Any]:
+        """Start a broker, the four relay processes, measure, stop both."""
+        broker = EmbeddedBroker.start()
+        try:
+            asyncio.run(
+                ensure_topics(
+                    broker.bootstrap_servers, RELAY_TOPICS, partitions=self.cfg.partitions
+                )
+            )
+            self.start_relays(broker.bootstrap_servers)
+            try:
+                return asyncio.run(self.measure_relay(broker.bootstrap_servers, load))
+            finally:
+                self.stop_relays()
+        finally:
+            broker.stop()
+
+    async def measure_relay(self, bootstrap: str, load: Load) -> dict[str, Any]:
+        """The bare relay: same messages, same hops, nothing else running."""
         n = self.cfg.requests
         out: dict[str, Any] = {"relay_rates": []}
-        async with Probe(hub.bootstrap_servers, [RELAY_TOPICS[-1]], relay_id) as rp:
+        async with Probe(bootstrap, [RELAY_TOPICS[-1]], relay_id) as rp:
             rmsgs = relay_messages(load, "burst")
             await self.burst(rp, rmsgs[:200], [m[3] for m in rmsgs[:200]])
             out["relay_burst"] = await self.burst(
@@ -386,20 +404,16 @@ class Bench:
             total, narrative_words=cfg.narrative_words, directives_per_client=cfg.directives
         )
         self.results.put("mean_request_bytes", round(load.mean_request_bytes))
+        # The relay first, then the pipeline, each on an embedded broker of its own with
+        # nothing else running: neither pays for the other's idle consumers, and neither
+        # inherits the other's data (the embedded broker slows down as its topics fill).
+        sys.stdout.write("measuring the bare relay (on a broker of its own) …\n")
+        for key, value in self.run_relay(load).items():
+            self.results.put(key, value)
         hub = self.hub(tracing=cfg.tracing)
         hub.start(spawn_services=False)
         try:
             asyncio.run(self.prepare(hub, load))
-            # The relay first, on the broker alone, then the pipeline with the relay stopped:
-            # neither measurement pays for the other's idle consumers.
-            sys.stdout.write("measuring the bare relay (broker only) …\n")
-            self.start_relays(hub.bootstrap_servers)
-            try:
-                relay = asyncio.run(self.measure_relay(hub, load))
-            finally:
-                self.stop_relays()
-            for key, value in relay.items():
-                self.results.put(key, value)
             sys.stdout.write("measuring the pipeline (four services) …\n")
             hub.spawn_services()
             for key, value in asyncio.run(self.measure(hub, load, full=True)).items():
