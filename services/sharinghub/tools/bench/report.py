@@ -44,6 +44,12 @@ def table(f: dict[str, Any]) -> str:
             f"tracing overhead                        {f['tracing_overhead_pct']}%"
             "            (target ≤ 10%)"
         )
+    if soak := f.get("soak"):
+        warm, end = soak["rss_mb_after_warmup"], soak["rss_mb_end"]
+        rows.append(
+            f"soak {soak['seconds']:.0f} s at {soak['rate']}/s, RSS MB warm → end   "
+            + ", ".join(f"{k} {warm.get(k)}→{end.get(k)}" for k in end)
+        )
     if "delivery_accounting" in f:
         a = f["delivery_accounting"]
         rows.append(

@@ -15,9 +15,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -30,6 +31,7 @@ from sharinghub.tools.bench.generator import Load, generate
 from sharinghub.tools.bench.probe import Message, Probe, percentile, recount
 from sharinghub.tools.hub import BULK_NICE, Hub
 
+T = TypeVar("T")
 RELAY_TOPICS = [f"sharinghub.bench.relay.{i}" for i in range(5)]
 
 
@@ -132,8 +134,8 @@ class Bench:
         self.results = Results(config={k: str(v) for k, v in cfg.__dict__.items()})
         self.relays: list[subprocess.Popen[bytes]] = []
 
-    def hub(self, tracing: bool) -> Hub:
-        data = self.cfg.out_dir / ("hub-tracing" if tracing else "hub-notracing")
+    def hub(self, tracing: bool, phase: str = "rates") -> Hub:
+        data = self.cfg.out_dir / f"hub-{phase}"
         if data.exists():
             import shutil
 
@@ -240,6 +242,31 @@ class Bench:
             out.append((rate, offset, min(offset + k, total)))
             offset += k
         return out
+
+    def with_hub(
+        self,
+        phase: str,
+        measure: Callable[[Hub], Coroutine[Any, Any, T]],
+        load: Load | None = None,
+        *,
+        tracing: bool | None = None,
+    ) -> T:
+        """Start a hub for one phase (directives of `load` published before the services
+        start), run `measure` against it, note any service that died, stop it."""
+        hub = self.hub(self.cfg.tracing if tracing is None else tracing, phase)
+        hub.start(spawn_services=False)
+        try:
+            if load is not None:
+                asyncio.run(self.prepare(hub, load))
+            hub.spawn_services()
+            result = asyncio.run(measure(hub))
+            dead = hub.check_alive()
+            if dead:
+                earlier = self.results.figures.get("services_died", [])
+                self.results.put("services_died", [*earlier, *(f"{phase}: {d}" for d in dead)])
+            return result
+        finally:
+            hub.stop()
 
     def run_relay(self, load: Load) -> dict[str, Any]:
         """Start a broker, the four relay processes, measure, stop both."""
@@ -369,7 +396,14 @@ class Bench:
 
     async def soak(self, hub: Hub) -> dict[str, Any]:
         n = int(self.cfg.soak_rate * self.cfg.soak_seconds)
-        load = generate(n, id_prefix="soak", narrative_words=self.cfg.narrative_words)
+        # Clients recur over a soak; twice the consent cache's default capacity, so the
+        # cache evicts throughout (memory must stay flat through that too).
+        load = generate(
+            n,
+            clients=min(max(1, n // 4), 10_000),
+            id_prefix="soak",
+            narrative_words=self.cfg.narrative_words,
+        )
         await self.prepare(hub, load)
         samples: list[dict[str, float | None]] = []
         pids = {k: pid for k, pid in hub_pids(hub).items() if k != "broker"}
@@ -410,34 +444,27 @@ class Bench:
         sys.stdout.write("measuring the bare relay (on a broker of its own) …\n")
         for key, value in self.run_relay(load).items():
             self.results.put(key, value)
-        hub = self.hub(tracing=cfg.tracing)
-        hub.start(spawn_services=False)
-        try:
-            asyncio.run(self.prepare(hub, load))
-            sys.stdout.write("measuring the pipeline (four services) …\n")
-            hub.spawn_services()
-            for key, value in asyncio.run(self.measure(hub, load, full=True)).items():
-                self.results.put(key, value)
-            if cfg.urgent:
-                sys.stdout.write("urgent lane under a bulk backlog …\n")
-                self.results.put("urgent_lane", asyncio.run(self.urgent_lane(hub)))
-            if cfg.soak_seconds:
-                sys.stdout.write(f"soak for {cfg.soak_seconds:.0f} s …\n")
-                self.results.put("soak", asyncio.run(self.soak(hub)))
-            dead = hub.check_alive()
-            if dead:
-                self.results.put("services_died", dead)
-        finally:
-            hub.stop()
+        # Every phase gets a fresh hub (and so a fresh broker): no figure depends on the
+        # data earlier phases left behind.
+        sys.stdout.write("measuring the pipeline (four services) …\n")
+        rates = self.with_hub("rates", lambda h: self.measure(h, load, full=True), load)
+        for key, value in rates.items():
+            self.results.put(key, value)
+        if cfg.urgent:
+            sys.stdout.write("urgent lane under a bulk backlog (fresh hub) …\n")
+            self.results.put("urgent_lane", self.with_hub("urgent", self.urgent_lane))
+        if cfg.soak_seconds:
+            sys.stdout.write(f"soak for {cfg.soak_seconds:.0f} s (fresh hub) …\n")
+            self.results.put("soak", self.with_hub("soak", self.soak))
         if cfg.tracing_overhead and cfg.tracing:
-            sys.stdout.write("tracing off: same burst …\n")
-            with self.hub(tracing=False) as hub:
-                load2 = generate(
-                    200 + cfg.requests, id_prefix="notrace", narrative_words=cfg.narrative_words
-                )
-                asyncio.run(self.prepare(hub, load2))
-                time.sleep(3)
-                off = asyncio.run(self.measure(hub, load2, full=False))["pipeline_burst"]
+            sys.stdout.write("tracing off: same burst (fresh hub) …\n")
+            load2 = generate(
+                200 + cfg.requests, id_prefix="notrace", narrative_words=cfg.narrative_words
+            )
+            measured = self.with_hub(
+                "notracing", lambda h: self.measure(h, load2, full=False), load2, tracing=False
+            )
+            off = measured["pipeline_burst"]
             on = self.results.figures["pipeline_burst"]["per_second"]
             self.results.put("tracing_off_burst", off)
             self.results.put(
