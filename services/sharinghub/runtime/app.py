@@ -277,8 +277,8 @@ class StageService:
         # A bulk batch is worked through in chunks, each sent before the next starts, and a
         # chunk waits while an urgent batch is in this process: the urgent lane waits for at
         # most one bulk chunk per stage. Offsets are committed only after every ack.
+        in_flight: list[Awaitable[object]] = []
         try:
-            in_flight: list[Awaitable[object]] = []
             for i in range(0, len(items), chunk):
                 if not urgent_lane:
                     await self._urgent_idle.wait()
@@ -299,6 +299,8 @@ class StageService:
                 "batch failed; it will be redelivered",
                 extra={"stage": self.stage.value, "size": len(items)},
             )
+            # Let sends still in flight settle, so none is pending when the batch is retried.
+            await asyncio.gather(*in_flight, return_exceptions=True)
             end_item_spans(items, exc)
             hub_metrics().batch_failed(self.stage, exc)
             await self._backoff.failure()

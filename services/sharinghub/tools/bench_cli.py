@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         urgent=not args.quick,
         soak_seconds=args.soak,
         soak_rate=args.soak_rate,
+        soak_only=args.soak_only,
         database_url=args.database_url,
         out_dir=Path(args.out),
         partitions=args.partitions,
     )
+    if cfg.soak_only and not cfg.soak_seconds:
+        print("error: --soak-only needs --soak SECONDS", file=sys.stderr)
+        return 2
     print(
         "sharinghub bench: embedded broker, 4 services as processes"
         f"{'' if args.shared_urgent_lane else ' (+1 urgent-lane process each)'}, audit ledger and "
@@ -75,7 +80,14 @@ def register(sub: Any) -> None:
     b.add_argument("--no-tracing", action="store_true")
     b.add_argument("--quick", action="store_true", help="skip urgent-lane and tracing phases")
     b.add_argument("--soak", type=float, default=0.0, help="soak seconds (RSS per service)")
-    b.add_argument("--soak-rate", type=int, default=200)
+    b.add_argument("--soak-only", action="store_true", help="only the soak (with --soak SECONDS)")
+    b.add_argument(
+        "--soak-rate",
+        type=int,
+        default=50,
+        help="requests/s during the soak (default 50: the embedded broker slows down as its "
+        "topics fill, see docs/performance.md)",
+    )
     b.add_argument("--database-url", help="e.g. postgresql://postgres@127.0.0.1:5432/test")
     b.add_argument("--out", default="bench-results", help="folder for bench.json and the plot")
     b.set_defaults(func=cmd_bench)

@@ -178,11 +178,15 @@ async def recount(
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await consumer.end_offsets(parts)
-        # Read to the reported end, then on until a fetch comes back empty: the embedded
-        # broker reports a partition's end as the base offset of its last record batch + 1,
-        # so the tail batch lies beyond it.
+        # The embedded broker reports a partition's end as the base offset of its last record
+        # batch + 1; a fetch returns whole batches, so every record returned is counted (none
+        # is cut off at the reported end) and the tail batch is read whole. Records appended
+        # after the ends were taken may be counted too: they are real.
         deadline = time.monotonic() + timeout_s
         while True:
+            positions = {tp: await consumer.position(tp) for tp in parts}
+            if all(positions[tp] >= ends[tp] for tp in parts):
+                break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"could not read {watch} to its end within {timeout_s:.0f} s")
             batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
@@ -192,10 +196,6 @@ async def recount(
                     if rid is not None:
                         seen.counts[rid] += 1
                         seen.per_topic[tp.topic][rid] += 1
-            if not batch:
-                positions = {tp: await consumer.position(tp) for tp in parts}
-                if all(positions[tp] >= ends[tp] for tp in parts):
-                    break
     finally:
         await consumer.stop()
     return seen

@@ -41,15 +41,21 @@ def table(f: dict[str, Any]) -> str:
         )
     if "tracing_overhead_pct" in f:
         rows.append(
-            f"tracing overhead                        {f['tracing_overhead_pct']}%"
-            "            (target ≤ 10%)"
+            f"tracing overhead                        {f['tracing_overhead_pct']}% throughput, "
+            f"{f.get('tracing_overhead_cpu_pct', '-')}% CPU per request   (target ≤ 10%)"
         )
     if soak := f.get("soak"):
         warm, end = soak["rss_mb_after_warmup"], soak["rss_mb_end"]
+        middle = soak.get("rss_mb_middle", warm)
         rows.append(
-            f"soak {soak['seconds']:.0f} s at {soak['rate']}/s, RSS MB warm → end   "
-            + ", ".join(f"{k} {warm.get(k)}→{end.get(k)}" for k in end)
+            f"soak {soak['seconds']:.0f} s at {soak['rate']}/s, RSS MB warm → middle → end   "
+            + ", ".join(f"{k} {warm.get(k)}→{middle.get(k)}→{end.get(k)}" for k in end)
         )
+        if not soak.get("drained", True):
+            rows.append(
+                "soak backlog not drained: "
+                f"{soak.get('not_completed_when_drain_ended')} requests without an outcome yet"
+            )
     if "delivery_accounting" in f:
         a = f["delivery_accounting"]
         rows.append(
