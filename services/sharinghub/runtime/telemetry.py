@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from sharinghub.runtime.settings import Settings
 
 Headers = Sequence[tuple[str, bytes]]
+SPAN_QUEUE_SIZE = 32_768  # ~50 MB at most while the exporter catches up
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -83,7 +84,16 @@ def setup_tracing(service_name: str, settings: Settings) -> TracerProvider | Non
         exporter = OTLPSpanExporter(endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces")
     else:
         exporter = JsonLinesSpanExporter(settings.resolved_trace_file())
-    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=500))
+    # The SDK's default queue (2,048 spans) overflows in a burst and drops spans silently,
+    # which leaves holes in exactly the traces an engineer looks at after a surge.
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            exporter,
+            schedule_delay_millis=500,
+            max_queue_size=SPAN_QUEUE_SIZE,
+            max_export_batch_size=4096,
+        )
+    )
     trace.set_tracer_provider(provider)
     return provider
 
