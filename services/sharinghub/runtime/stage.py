@@ -56,6 +56,7 @@ class Item:
     span: Span
     # The envelope's received_at, noted by the stage once decoded (end-to-end latency metric).
     received_at: datetime | None = None
+    _trace_headers: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def value(self) -> bytes:
@@ -66,10 +67,13 @@ class Item:
         return format(self.span.get_span_context().trace_id, "032x")
 
     def trace_headers(self) -> dict[str, str]:
-        """Headers that make a published message a child of this record's span."""
-        carrier: dict[str, str] = {}
-        inject(carrier, context=trace.set_span_in_context(self.span))
-        return carrier
+        """Headers that make a published message a child of this record's span (computed
+        once per record: a delivery publishes up to four messages from one span)."""
+        if self._trace_headers is None:
+            carrier: dict[str, str] = {}
+            inject(carrier, context=trace.set_span_in_context(self.span))
+            self._trace_headers = carrier
+        return dict(self._trace_headers)
 
     def output(self, topic: str, value: bytes, key: bytes | str | None) -> Output:
         if isinstance(key, str):
