@@ -38,7 +38,7 @@ class Hub:
     bulk_nice: int = BULK_NICE
     extra_env: dict[str, str] = field(default_factory=dict)
     metrics: bool = True  # each child serves /metrics on its own free loopback port
-    metrics_ports: dict[str, int] = field(default_factory=dict)  # "policy-0" → port
+    metrics_ports: dict[str, int] = field(default_factory=dict)  # process label → port
     broker: Broker | None = None
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
 
@@ -52,7 +52,7 @@ class Hub:
 
     def start(self, *, spawn_services: bool = True) -> None:
         """Broker, schema, keys and topics; then the services unless `spawn_services=False`
-        (the bench measures its bare relay on the broker alone first)."""
+        (the bench publishes its consent directives before the services start)."""
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         StageKeys.generate(s.resolved_keys_file())
@@ -98,7 +98,8 @@ class Hub:
         return env
 
     def metrics_urls(self) -> dict[str, str]:
-        """The /metrics URL of every child process, by "<service>-<n>"."""
+        """The /metrics URL of every child process, by label ("policy-0", or "policy-bulk-0"
+        and "policy-urgent-0" with urgent-lane processes)."""
         return {k: f"http://127.0.0.1:{p}/metrics" for k, p in self.metrics_ports.items()}
 
     def _spawn(self, name: str, n: int, lane: str = "all", nice: int = 0) -> None:
