@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 ALNUM = re.compile(r"[^\W_]")
-NON_ALNUM = re.compile(r"[\W_]")
+NON_ALNUM = re.compile(r"[\W_]+")  # runs: one substitution per gap, not per character
 # From the first to the last alphanumeric character (greedy, across newlines).
 _ALNUM_SPAN = re.compile(r"[^\W_](?:.*[^\W_])?", re.DOTALL)
 
@@ -27,4 +27,4 @@ def alnum_only(value: str) -> str:
 def inner_non_alnum(value: str) -> set[str]:
     """Non-alphanumeric characters between the first and last alphanumeric of ``value``."""
     span = _ALNUM_SPAN.search(value)
-    return set(NON_ALNUM.findall(span.group())) if span else set()
+    return set("".join(NON_ALNUM.findall(span.group()))) if span else set()

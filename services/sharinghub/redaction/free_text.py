@@ -63,7 +63,7 @@ from presidio_anonymizer.entities import RecognizerResult as PiiSpan
 
 from sharinghub.contracts import RecordField, SharingRequest
 from sharinghub.contracts.vocabulary import DataCategory
-from sharinghub.redaction.chars import ALNUM, inner_non_alnum
+from sharinghub.redaction.chars import ALNUM, NON_ALNUM, inner_non_alnum
 from sharinghub.redaction.rules import BASE_SEPARATORS, MARKER, FreeTextPass
 
 __all__ = [
@@ -255,7 +255,6 @@ for _code in range(0xC0, 0x250):
     if _base.isascii() and _base.isalpha() and _base != chr(_code):
         _FOLD[_code] = _base
 _LETTERS = re.compile(r"[^\W\d_]+")
-_NON_ALNUM = re.compile(r"[\W_]+")
 _ACCENTED = re.compile("[\u00c0-\u024f]")
 _NAME_WORD = re.compile(r"(?:[^\W\d_]|['\u2019-])+")
 _ISO_DATE = re.compile(r"^\s*(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[T ].*)?\s*$")
@@ -324,7 +323,7 @@ def _fold(text: str) -> str:
 
 def _key(value: str) -> str:
     """Accent-folded, casefolded alphanumerics: the form needles are compared in."""
-    return _NON_ALNUM.sub("", _fold(value).casefold())
+    return NON_ALNUM.sub("", _fold(value).casefold())
 
 
 def _is_name_field(field: RecordField) -> bool:

@@ -49,6 +49,11 @@ Hook = Callable[[], Awaitable[None]]
 CONTROL_TOPICS = frozenset({hub_topics.REVIEW_DECISIONS, hub_topics.RETRACTION_ACKS})
 
 
+def is_urgent_lane(topics_in: Sequence[str]) -> bool:
+    """A subscription belongs to the urgent lane when all its topics are urgent-lane ones."""
+    return all(hub_topics.is_urgent(t) for t in topics_in)
+
+
 async def _raw_body(msg: Any) -> None:
     # Bodies are decoded by the stage itself (so a bad one becomes a DLQ entry, not a crash).
     return None
@@ -116,8 +121,7 @@ class StageService:
             if not self.serves(topics_in):
                 continue
             # The urgent lane is its own consumer group: its fetches never queue behind bulk.
-            urgent = all(hub_topics.is_urgent(t) for t in topics_in)
-            group = f"{group_id}-urgent" if urgent else group_id
+            group = f"{group_id}-urgent" if is_urgent_lane(topics_in) else group_id
             self._subscribe(topics_in, processor, group)
             groups.setdefault(group, []).extend(topics_in)
         self._metrics: MetricsEndpoint | None = None
@@ -142,8 +146,8 @@ class StageService:
 
     def serves(self, topics_in: Sequence[str]) -> bool:
         """Whether this process consumes `topics_in`, given its lane (`Settings.lane`)."""
-        urgent = all(hub_topics.is_urgent(t) for t in topics_in)
-        return self.settings.lane == "all" or (self.settings.lane == "urgent") == urgent
+        lane = self.settings.lane
+        return lane == "all" or (lane == "urgent") == is_urgent_lane(topics_in)
 
     @property
     def runs_background_work(self) -> bool:
@@ -238,7 +242,7 @@ class StageService:
             decoder=_raw_body,
         )
 
-        urgent_lane = all(hub_topics.is_urgent(t) for t in topics_in)
+        urgent_lane = is_urgent_lane(topics_in)
         # Chunks only serve an urgent lane in the same process; a bulk-only process takes
         # whole batches (fewer transactions and acknowledgement waits per request).
         shares_process = not urgent_lane and s.lane == "all"

@@ -24,7 +24,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         directives=(args.directives, args.directives) if args.directives else (5, 10),
         processes=args.processes,
         urgent_processes=not args.shared_urgent_lane,
-        bulk_nice=args.bulk_nice,
+        **({} if args.bulk_nice is None else {"bulk_nice": args.bulk_nice}),
         tracing=not args.no_tracing,
         tracing_overhead=not args.no_tracing and not args.quick,
         urgent=not args.quick,
@@ -71,10 +71,10 @@ def register(sub: Any) -> None:
     b.add_argument(
         "--bulk-nice",
         type=int,
-        default=4,
         choices=range(20),
         metavar="0-19",
-        help="CPU niceness of bulk processes beside urgent-lane ones (default 4)",
+        help="CPU niceness of bulk processes beside urgent-lane ones (default: as "
+        "`up --urgent-processes`)",
     )
     b.add_argument("--partitions", type=int, default=3)
     b.add_argument("--no-tracing", action="store_true")

@@ -46,24 +46,10 @@ class Probe:
             max_batch_size=1 << 20,
             acks="all",
         )
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=10,
-            max_partition_fetch_bytes=8 << 20,
-        )
+        self.consumer = _reader(self.bootstrap)
         await self.producer.start()
         await self.consumer.start()
-        parts = []
-        for t in self.watch:
-            for _ in range(100):
-                ps = self.consumer.partitions_for_topic(t)
-                if ps:
-                    break
-                await self.consumer._client.force_metadata_update()
-                await asyncio.sleep(0.05)
-            parts += [TopicPartition(t, p) for p in sorted(ps or [])]
+        parts = await _partitions(self.consumer, self.watch)
         if parts:
             self.consumer.assign(parts)
             await self.consumer.seek_to_end(*parts)
@@ -147,6 +133,31 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     return round(sorted_values[k], 1)
 
 
+def _reader(bootstrap: str) -> AIOKafkaConsumer:
+    """A group-less consumer for observing topics (large fetches: outputs arrive in bursts)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+        max_partition_fetch_bytes=8 << 20,
+    )
+
+
+async def _partitions(consumer: AIOKafkaConsumer, watch: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of `watch`, waiting briefly for metadata of just-created topics."""
+    parts: list[TopicPartition] = []
+    for t in watch:
+        for _ in range(100):
+            ps = consumer.partitions_for_topic(t)
+            if ps:
+                break
+            await consumer._client.force_metadata_update()
+            await asyncio.sleep(0.05)
+        parts += [TopicPartition(t, p) for p in sorted(ps or [])]
+    return parts
+
+
 async def recount(
     bootstrap: str,
     watch: Sequence[str],
@@ -159,20 +170,10 @@ async def recount(
     come from (a message the probe missed but the topic holds is not lost).
     """
     seen = Observation()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=10,
-        max_partition_fetch_bytes=8 << 20,
-    )
+    consumer = _reader(bootstrap)
     await consumer.start()
     try:
-        parts = [
-            TopicPartition(t, p)
-            for t in watch
-            for p in sorted(consumer.partitions_for_topic(t) or [])
-        ]
+        parts = await _partitions(consumer, watch)
         if not parts:
             return seen
         consumer.assign(parts)
