@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import defaultdict
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sharinghub.contracts import topics
-from sharinghub.runtime.topics import ensure_topics
+from sharinghub.runtime.topics import ensure_topics, partitions_of
 
 
 class HubClient:
@@ -59,14 +58,7 @@ class HubClient:
             fetch_max_wait_ms=20,
         )
         await c.start()
-        parts = None
-        for _ in range(50):
-            parts = c.partitions_for_topic(topic)
-            if parts:
-                break
-            await c._client.force_metadata_update()
-            await asyncio.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(parts or [])]
+        tps = await partitions_of(c, [topic])
         c.assign(tps)
         await c.seek_to_beginning(*tps)
         self._consumers[topic] = c

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -48,3 +49,21 @@ async def ensure_topics(
         finally:
             await admin.close()
     raise RuntimeError(f"could not provision topics after {attempts} attempts") from last_error
+
+
+async def partitions_of(
+    consumer: AIOKafkaConsumer, names: Sequence[str], *, wait_s: float = 5.0
+) -> list[TopicPartition]:
+    """Every partition of the topics `names`, waiting up to `wait_s` per topic for the
+    metadata of one created moments ago (a topic the broker does not know yet has none)."""
+    parts: list[TopicPartition] = []
+    for name in names:
+        found: set[int] | None = None
+        for _ in range(max(1, int(wait_s / 0.05))):
+            found = consumer.partitions_for_topic(name)
+            if found:
+                break
+            await consumer._client.force_metadata_update()
+            await asyncio.sleep(0.05)
+        parts += [TopicPartition(name, p) for p in sorted(found or [])]
+    return parts

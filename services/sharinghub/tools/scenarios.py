@@ -6,7 +6,6 @@ outcome (and, if delivered, the recipient's inbox message), compare with `expect
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import time
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sharinghub.contracts import (
     URGENT_PURPOSES,
@@ -29,7 +28,7 @@ from sharinghub.contracts import (
     topics,
 )
 from sharinghub.runtime.codec import encode
-from sharinghub.runtime.topics import ensure_topics
+from sharinghub.runtime.topics import ensure_topics, partitions_of
 
 
 class ScenarioFileError(ValueError):
@@ -207,15 +206,7 @@ async def run_scenarios(
     await consumer.start()
     await producer.start()
     try:
-        parts = []
-        for t in [topics.OUTCOMES, *inbox_topics]:
-            for _ in range(50):
-                ps = consumer.partitions_for_topic(t)
-                if ps:
-                    break
-                await consumer._client.force_metadata_update()
-                await asyncio.sleep(0.1)
-            parts += [TopicPartition(t, p) for p in sorted(ps or [])]
+        parts = await partitions_of(consumer, [topics.OUTCOMES, *inbox_topics])
         consumer.assign(parts)
         await consumer.seek_to_end(*parts)
         for tp in parts:  # resolve the end offsets now, before anything is published

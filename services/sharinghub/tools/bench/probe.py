@@ -9,7 +9,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from sharinghub.runtime.topics import partitions_of
 
 Message = tuple[str, bytes, bytes, str]  # topic, key, value, id
 
@@ -49,7 +51,7 @@ class Probe:
         self.consumer = _reader(self.bootstrap)
         await self.producer.start()
         await self.consumer.start()
-        parts = await _partitions(self.consumer, self.watch)
+        parts = await partitions_of(self.consumer, self.watch)
         if parts:
             self.consumer.assign(parts)
             await self.consumer.seek_to_end(*parts)
@@ -144,20 +146,6 @@ def _reader(bootstrap: str) -> AIOKafkaConsumer:
     )
 
 
-async def _partitions(consumer: AIOKafkaConsumer, watch: Sequence[str]) -> list[TopicPartition]:
-    """Every partition of `watch`, waiting briefly for metadata of just-created topics."""
-    parts: list[TopicPartition] = []
-    for t in watch:
-        for _ in range(100):
-            ps = consumer.partitions_for_topic(t)
-            if ps:
-                break
-            await consumer._client.force_metadata_update()
-            await asyncio.sleep(0.05)
-        parts += [TopicPartition(t, p) for p in sorted(ps or [])]
-    return parts
-
-
 async def recount(
     bootstrap: str,
     watch: Sequence[str],
@@ -173,7 +161,7 @@ async def recount(
     consumer = _reader(bootstrap)
     await consumer.start()
     try:
-        parts = await _partitions(consumer, watch)
+        parts = await partitions_of(consumer, watch)
         if not parts:
             return seen
         consumer.assign(parts)
