@@ -16,9 +16,9 @@ from aiokafka.structs import ConsumerRecord
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import INVALID_SPAN
 
 from sharinghub.contracts import Outcome, Stage, topics
+from sharinghub.runtime import record_spans
 from sharinghub.runtime.metrics import HubMetrics, review_queue_sampler
 from sharinghub.runtime.stage import Item, Output
 from sharinghub.runtime.telemetry import EXCEPTION_TEXT_WITHHELD, JsonLogFormatter
@@ -145,7 +145,7 @@ def item(topic: str, value: bytes = b"{}", ts_ms: int | None = None) -> Item:
         serialized_value_size=len(value),
         headers=[],
     )
-    return Item(record=rec, span=INVALID_SPAN)
+    return Item(record=rec, span=record_spans.start("policy process", rec.headers, {}))
 
 
 def outcome_json(outcome: str, purpose: str | None, stage: str = "policy") -> bytes:

@@ -8,13 +8,14 @@ from sharinghub.consent.materializer import DirectiveMaterializer
 from sharinghub.consent.retraction_service import RetractionSweeper, ack_processor
 from sharinghub.consent.retractions import RetractionStore
 from sharinghub.consent.store import ConsentRegistry
-from sharinghub.contracts import URGENT_PURPOSES, Envelope, SharingRequest, Stage, topics
+from sharinghub.contracts import URGENT_PURPOSES, SharingRequest, Stage, topics
+from sharinghub.runtime import envelope_doc
 from sharinghub.runtime.app import SERVICE_VERSION, StageService
-from sharinghub.runtime.codec import InvalidMessage, decode, encode
+from sharinghub.runtime.codec import InvalidMessage, decode
 from sharinghub.runtime.db import create_engine_for
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.stage import Batch, Item, rejection, utcnow
-from sharinghub.runtime.stamps import StageKeys, stamp
+from sharinghub.runtime.stamps import StageKeys, stamp_doc
 
 CATCH_UP_TIMEOUT_S = 10.0
 
@@ -55,16 +56,13 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 item.span.set_attribute(
                     "sharinghub.consents_considered", len(assessment.directives_considered)
                 )
-                envelope = stamp(
-                    Envelope(request=request, received_at=now, consent=assessment),
-                    Stage.CONSENT,
-                    keys,
-                    SERVICE_VERSION,
+                doc = stamp_doc(
+                    envelope_doc.new(request, now, assessment), Stage.CONSENT, keys, SERVICE_VERSION
                 )
                 out.append(
                     item.output(
                         topics.lane(topics.CONSENT_CHECKED, request.purpose in URGENT_PURPOSES),
-                        encode(envelope),
+                        envelope_doc.serialise(doc),
                         request.subject_id,
                     )
                 )

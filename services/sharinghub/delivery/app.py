@@ -9,18 +9,30 @@ from datetime import datetime, timedelta
 from sharinghub.consent.domain import withdrawn_categories
 from sharinghub.consent.retractions import RetractionStore
 from sharinghub.consent.store import ConsentRegistry
-from sharinghub.contracts import DataCategory, Envelope, Outcome, ReviewCase, Stage, topics
+from sharinghub.contracts import (
+    ConsentAssessment,
+    DataCategory,
+    Envelope,
+    Outcome,
+    PolicyDecision,
+    RedactionResult,
+    ReviewCase,
+    SharingRequest,
+    Stage,
+    topics,
+)
 from sharinghub.delivery.audit_build import audit_record_for, outcome_event_for
 from sharinghub.delivery.gate import delivery_messages, payload_problem, retrospective_case
 from sharinghub.delivery.ledger import AuditLedger
 from sharinghub.delivery.recorder import DecisionRecorder, Effect
 from sharinghub.policy.reviews import ReviewStore
+from sharinghub.runtime import envelope_doc
 from sharinghub.runtime.app import StageService
-from sharinghub.runtime.codec import InvalidMessage, decode, encode
+from sharinghub.runtime.codec import InvalidMessage, encode
 from sharinghub.runtime.db import create_engine_for
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.stage import Batch, Item, Output, rejection, security_refusal, utcnow
-from sharinghub.runtime.stamps import StageKeys, verify_chain
+from sharinghub.runtime.stamps import StageKeys, verify_doc
 
 log = logging.getLogger(__name__)
 FULL_CHAIN = (Stage.CONSENT, Stage.POLICY, Stage.REDACTION)
@@ -35,26 +47,37 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     retractions = RetractionStore(engine)
     keys = StageKeys.load(settings.resolved_keys_file())
     due = timedelta(hours=settings.review_due_hours)
+    max_bytes = settings.max_message_bytes * 4
 
     async def on_redacted(items: list[Item]) -> Batch:
         now = utcnow()
         out: list[Output] = []
-        ready: list[tuple[Item, Envelope]] = []
+        ready: list[tuple[Item, envelope_doc.Doc, Envelope]] = []
         for item in items:
             try:
-                env = decode(Envelope, item.value, max_bytes=settings.max_message_bytes * 4)
+                doc = envelope_doc.parse(item.value, max_bytes=max_bytes)
             except InvalidMessage as exc:
                 out.extend(rejection(item, Stage.DELIVERY, exc, now=now))
                 continue
-            problem = verify_chain(env, keys, FULL_CHAIN) or payload_problem(env)
+            request_id = envelope_doc.request_id_of(doc)
+            problem = verify_doc(doc, keys, FULL_CHAIN)
             if problem:
-                out.extend(security_refusal(item, Stage.DELIVERY, problem, env.request_id))
+                out.extend(security_refusal(item, Stage.DELIVERY, problem, request_id))
+                continue
+            try:
+                env = verified_envelope(doc)
+            except InvalidMessage as exc:
+                out.extend(rejection(item, Stage.DELIVERY, exc, now=now))
+                continue
+            problem = payload_problem(env)
+            if problem:
+                out.extend(security_refusal(item, Stage.DELIVERY, problem, request_id))
                 continue
             item.span.set_attribute("sharinghub.request_id", env.request_id)
             item.received_at = env.received_at
-            ready.append((item, env))
+            ready.append((item, doc, env))
         needs_recheck = {
-            e.request.subject_id for _, e in ready if e.policy and e.policy.consent_based
+            e.request.subject_id for _, _, e in ready if e.policy and e.policy.consent_based
         }
         current = (
             await asyncio.to_thread(registry.current_for_subjects, needs_recheck)
@@ -64,12 +87,13 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         effects: list[Effect] = []
         cases: list[tuple[ReviewCase, Envelope, dict[str, str]]] = []
         consent_deliveries: list[tuple[str, str, str, datetime]] = []
-        for item, env in ready:
+        for item, doc, env in ready:
             decision = env.policy
-            assert decision is not None and env.consent is not None
+            assert decision is not None
             seq = 2 if decision.decided_by else 1
             withdrawn: list[DataCategory] = []
             if decision.consent_based:
+                assert env.consent is not None  # loaded for consent-based decisions
                 # only what rested on consent and had a consent's support when decided
                 consent_cats = [
                     c for c in decision.consent_categories if c in env.consent.supported
@@ -118,8 +142,8 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             case = retrospective_case(env, now, due)
             messages = delivery_messages(env, now, case)
             outputs = [item.output(topic, value, key) for topic, value, key in messages]
-            if case is not None:
-                cases.append((case, env, item.trace_headers()))
+            if case is not None:  # rare (break-glass, urgent risk): keep the whole envelope
+                cases.append((case, Envelope.model_validate(doc), item.trace_headers()))
             effects.append(Effect(record, outputs))
             consent_deliveries += [
                 (ref.consent_id, env.request_id, env.request.recipient.agency_id, now)
@@ -149,4 +173,20 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             ([topics.REDACTED_URGENT], on_redacted),
         ],
         group_id="sharinghub-delivery",
+    )
+
+
+def verified_envelope(doc: envelope_doc.Doc) -> Envelope:
+    """The sections the gate uses, validated (their stamps were verified first). The consent
+    assessment is only needed where the delivery rests on consent (the re-check)."""
+    policy = envelope_doc.section(doc, "policy", PolicyDecision)
+    return Envelope.model_construct(
+        request=envelope_doc.section(doc, "request", SharingRequest),
+        received_at=envelope_doc.received_at(doc),
+        consent=envelope_doc.section(doc, "consent", ConsentAssessment)
+        if policy.consent_based
+        else None,
+        policy=policy,
+        redaction=envelope_doc.section(doc, "redaction", RedactionResult),
+        stamps=[],
     )

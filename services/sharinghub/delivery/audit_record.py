@@ -108,7 +108,12 @@ def canonical_json(content: dict[str, Any]) -> bytes:
 
 def row_hash(prev_hash: str, seq: int, record: AuditRecord) -> str:
     """``sha256(prev_hash || canonical JSON of the record content incl. seq)`` as hex."""
-    body = canonical_json({**record.content(), "seq": seq})
+    return content_hash(prev_hash, seq, record.content())
+
+
+def content_hash(prev_hash: str, seq: int, content: dict[str, Any]) -> str:
+    """`row_hash` of a record whose `AuditRecord.content` is already at hand."""
+    body = canonical_json({**content, "seq": seq})
     return hashlib.sha256(prev_hash.encode("ascii") + body).hexdigest()
 
 

@@ -44,6 +44,7 @@ from sharinghub.delivery.audit_record import (
     GENESIS_HASH,
     AuditRecord,
     Checkpoint,
+    content_hash,
     row_hash,
     sign_checkpoint,
 )
@@ -150,8 +151,11 @@ class AuditLedger:
                     continue
                 present.add(key)
                 seq += 1
-                digest = row_hash(prev, seq, record)
-                rows.append({**_columns(record), "seq": seq, "prev_hash": prev, "row_hash": digest})
+                content = record.content()
+                digest = content_hash(prev, seq, content)
+                # the timestamp keeps its column type, so the ledger can be queried by time
+                columns = {**content, "recorded_at": record.recorded_at}
+                rows.append({**columns, "seq": seq, "prev_hash": prev, "row_hash": digest})
                 prev = digest
                 added.append(True)
             if rows:
@@ -273,16 +277,10 @@ def _lookup_queries(dialect: str, ids: list[str]) -> Iterator[Select[tuple[str, 
         yield columns.where(_T.c.request_id.in_(ids[i : i + _KEY_LOOKUP_CHUNK]))
 
 
-def _columns(record: AuditRecord) -> dict[str, Any]:
-    # JSON-mode dump (enums → strings, models → dicts) except the timestamp, which keeps its
-    # column type so the ledger can be queried by time.
-    return {**record.content(), "recorded_at": record.recorded_at}
-
-
 def _record(mapping: Any) -> AuditRecord:
     values = {name: mapping[name] for name in _RECORD_COLUMNS}
     recorded_at: datetime = values["recorded_at"]
-    # SQLite returns naive datetimes (stored as UTC by `_columns`' aware value): re-attach UTC.
+    # SQLite returns naive datetimes (stored as UTC from `append`'s aware value): re-attach UTC.
     if recorded_at.tzinfo is None:
         values["recorded_at"] = recorded_at.replace(tzinfo=UTC)
     return AuditRecord.model_validate(values)

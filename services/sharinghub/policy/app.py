@@ -13,6 +13,7 @@ from sharinghub.contracts import (
     Outcome,
     ReviewCase,
     ReviewDecision,
+    SharingRequest,
     Stage,
     topics,
 )
@@ -23,13 +24,14 @@ from sharinghub.policy import break_glass
 from sharinghub.policy.engine import PolicyEngine
 from sharinghub.policy.escalation import EscalationSweeper
 from sharinghub.policy.reviews import ReviewStore
+from sharinghub.runtime import envelope_doc
 from sharinghub.runtime.app import SERVICE_VERSION, StageService
 from sharinghub.runtime.codec import InvalidMessage, decode, encode
 from sharinghub.runtime.db import create_engine_for
 from sharinghub.runtime.metrics import review_queue_sampler
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.stage import Batch, Item, Output, rejection, security_refusal, utcnow
-from sharinghub.runtime.stamps import StageKeys, stamp, verify_chain
+from sharinghub.runtime.stamps import StageKeys, stamp, stamp_doc, verify_doc
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     recorder = DecisionRecorder(engine, AuditLedger(engine))
     keys = StageKeys.load(settings.resolved_keys_file())
     due = timedelta(hours=settings.review_due_hours)
+    max_bytes = settings.max_message_bytes * 4
 
     def effect(
         item: Item,
@@ -81,53 +84,70 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     async def on_consent_checked(items: list[Item]) -> Batch:
         now = utcnow()
         out: list[Output] = []
-        ready: list[tuple[Item, Envelope]] = []
+        ready: list[tuple[Item, envelope_doc.Doc, Envelope]] = []
         for item in items:
             try:
-                env = decode(Envelope, item.value, max_bytes=settings.max_message_bytes * 4)
+                doc = envelope_doc.parse(item.value, max_bytes=max_bytes)
             except InvalidMessage as exc:
                 out.extend(rejection(item, Stage.POLICY, exc, now=now))
                 continue
-            problem = verify_chain(env, keys, (Stage.CONSENT,))
-            if problem or env.consent is None:
-                out.extend(
-                    security_refusal(
-                        item, Stage.POLICY, problem or "no consent result", env.request_id
-                    )
+            problem = verify_doc(doc, keys, (Stage.CONSENT,))
+            if problem:
+                request_id = envelope_doc.request_id_of(doc)
+                out.extend(security_refusal(item, Stage.POLICY, problem, request_id))
+                continue
+            try:
+                env = Envelope.model_construct(
+                    request=envelope_doc.section(doc, "request", SharingRequest),
+                    received_at=envelope_doc.received_at(doc),
+                    consent=envelope_doc.section(doc, "consent", ConsentAssessment),
+                    policy=None,
+                    redaction=None,
+                    stamps=[],
                 )
+            except InvalidMessage as exc:
+                out.extend(rejection(item, Stage.POLICY, exc, now=now))
                 continue
             item.span.set_attribute("sharinghub.request_id", env.request_id)
             item.received_at = env.received_at
-            ready.append((item, env))
-        refused = [(i, e) for i, e in ready if not authorisations.allows(e.request)]
-        ready = [(i, e) for i, e in ready if authorisations.allows(e.request)]
+            ready.append((item, doc, env))
+        refused = [r for r in ready if not authorisations.allows(r[2].request)]
+        ready = [r for r in ready if authorisations.allows(r[2].request)]
         decisions = await asyncio.to_thread(
-            policy.decide_many, [(e.request, assessed(e)) for _, e in ready], now=now
+            policy.decide_many, [(e.request, assessed(e)) for _, _, e in ready], now=now
         )
         ready += refused
         decisions += [
             break_glass.refusal(e.request, policy.pack(e.request.jurisdiction), now)
-            for _, e in refused
+            for _, _, e in refused
         ]
         effects: list[Effect] = []
         cases: list[tuple[ReviewCase, Envelope, dict[str, str]]] = []
-        for (item, env), decision in zip(ready, decisions, strict=True):
+        for (item, doc, env), decision in zip(ready, decisions, strict=True):
             decided = env.model_copy(update={"policy": decision})
             item.span.set_attribute("sharinghub.outcome", decision.outcome.value)
             item.span.set_attribute("sharinghub.pack_version", decision.pack_version)
             item.span.set_attribute("sharinghub.reason_code", decision.reason_code)
             if decision.outcome is Outcome.DELIVERED:
-                stamped = stamp(decided, Stage.POLICY, keys, SERVICE_VERSION)
+                stamped = stamp_doc(
+                    envelope_doc.with_section(doc, "policy", decision),
+                    Stage.POLICY,
+                    keys,
+                    SERVICE_VERSION,
+                )
                 out.append(
                     item.output(
                         topics.lane(topics.POLICY_DECIDED, urgent(env)),
-                        encode(stamped),
+                        envelope_doc.serialise(stamped),
                         env.request.subject_id,
                     )
                 )
             elif decision.outcome is Outcome.PENDING_REVIEW:
                 case = review_case(decided, now, due)
-                cases.append((case, decided, item.trace_headers()))
+                # The case keeps the envelope as received (consent stamp included), so an
+                # approval resumes it with a policy stamp chained to that one.
+                kept = Envelope.model_validate({**doc, "policy": envelope_doc.dump(decision)})
+                cases.append((case, kept, item.trace_headers()))
                 review_msg = item.output(topics.REVIEW, encode(case), env.request_id)
                 effects.append(
                     effect(item, decided, Outcome.PENDING_REVIEW, 1, [review_msg], case.case_id)

@@ -5,22 +5,33 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from sharinghub.contracts import URGENT_PURPOSES, Envelope, Outcome, Stage, topics
+from sharinghub.contracts import (
+    URGENT_PURPOSES,
+    Outcome,
+    PolicyDecision,
+    RedactionResult,
+    SharingRequest,
+    Stage,
+    topics,
+)
 from sharinghub.redaction.pseudonyms import new_pseudonym
 from sharinghub.redaction.rules import delivered_fields, redact
+from sharinghub.runtime import envelope_doc
 from sharinghub.runtime.app import SERVICE_VERSION, StageService
-from sharinghub.runtime.codec import InvalidMessage, decode, encode
+from sharinghub.runtime.codec import InvalidMessage
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.stage import Batch, Item, Output, rejection, security_refusal, utcnow
-from sharinghub.runtime.stamps import StageKeys, stamp, verify_chain
+from sharinghub.runtime.stamps import StageKeys, stamp_doc, verify_doc
 
 if TYPE_CHECKING:  # Presidio (and spaCy under it) take ~2 s to import: only when needed
     from sharinghub.redaction.free_text import FreeTextScrubber
 
 
 def redact_all(  # type: ignore[no-untyped-def]
-    envelopes: list[Envelope], now, scrubber: FreeTextScrubber | None = None
-) -> list[Envelope]:
+    approved: list[tuple[SharingRequest, PolicyDecision]],
+    now,
+    scrubber: FreeTextScrubber | None = None,
+) -> list[RedactionResult]:
     """Pure work for a whole batch (run in a worker thread: regexes hold the GIL).
 
     ``scrubber`` runs the S4 free-text pass; by default the process-wide one.
@@ -30,20 +41,19 @@ def redact_all(  # type: ignore[no-untyped-def]
 
         scrubber = default_scrubber()
     out = []
-    for env in envelopes:
-        decision = env.policy
-        assert decision is not None
-        withheld = [f for f, _ in delivered_fields(env.request, decision)[1]]
+    for request, decision in approved:
+        withheld = [f for f, _ in delivered_fields(request, decision)[1]]
         # Always offer a fresh pseudonym: redaction may withhold identity even when policy
         # allowed it (e.g. de-identified consultation); `result.pseudonym` says if it was used.
-        result = redact(
-            env.request,
-            decision,
-            pseudonym=new_pseudonym(),
-            now=now,
-            free_text=scrubber.scrub_pass(env.request, withheld),
+        out.append(
+            redact(
+                request,
+                decision,
+                pseudonym=new_pseudonym(),
+                now=now,
+                free_text=scrubber.scrub_pass(request, withheld),
+            )
         )
-        out.append(env.model_copy(update={"redaction": result}))
     return out
 
 
@@ -53,37 +63,51 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
 
     keys = StageKeys.load(settings.resolved_keys_file())
     scrubber = FreeTextScrubber()  # once per process: builds Presidio and its patterns
+    max_bytes = settings.max_message_bytes * 4
 
     async def on_policy_decided(items: list[Item]) -> Batch:
         now = utcnow()
         out: list[Output] = []
-        ready: list[tuple[Item, Envelope]] = []
+        ready: list[tuple[Item, envelope_doc.Doc, SharingRequest, PolicyDecision]] = []
         for item in items:
             try:
-                env = decode(Envelope, item.value, max_bytes=settings.max_message_bytes * 4)
+                doc = envelope_doc.parse(item.value, max_bytes=max_bytes)
             except InvalidMessage as exc:
                 out.extend(rejection(item, Stage.REDACTION, exc, now=now))
                 continue
-            problem = verify_chain(env, keys, (Stage.CONSENT, Stage.POLICY))
-            if not problem and (env.policy is None or env.policy.outcome is not Outcome.DELIVERED):
-                problem = "policy did not approve this envelope"
+            request_id = envelope_doc.request_id_of(doc)
+            problem = verify_doc(doc, keys, (Stage.CONSENT, Stage.POLICY))
             if problem:
-                out.extend(security_refusal(item, Stage.REDACTION, problem, env.request_id))
+                out.extend(security_refusal(item, Stage.REDACTION, problem, request_id))
                 continue
-            item.span.set_attribute("sharinghub.request_id", env.request_id)
-            ready.append((item, env))
-        redacted = await asyncio.to_thread(redact_all, [e for _, e in ready], now, scrubber)
-        for (item, _), env in zip(ready, redacted, strict=True):
-            assert env.redaction is not None
-            item.span.set_attribute(
-                "sharinghub.fields_delivered", len(env.redaction.payload.fields)
+            try:
+                request = envelope_doc.section(doc, "request", SharingRequest)
+                decision = envelope_doc.section(doc, "policy", PolicyDecision)
+            except InvalidMessage as exc:
+                out.extend(rejection(item, Stage.REDACTION, exc, now=now))
+                continue
+            if decision.outcome is not Outcome.DELIVERED:
+                problem = "policy did not approve this envelope"
+                out.extend(security_refusal(item, Stage.REDACTION, problem, request_id))
+                continue
+            item.span.set_attribute("sharinghub.request_id", request.request_id)
+            ready.append((item, doc, request, decision))
+        results = await asyncio.to_thread(
+            redact_all, [(r, d) for _, _, r, d in ready], now, scrubber
+        )
+        for (item, doc, request, _), result in zip(ready, results, strict=True):
+            item.span.set_attribute("sharinghub.fields_delivered", len(result.payload.fields))
+            stamped = stamp_doc(
+                envelope_doc.with_section(doc, "redaction", result),
+                Stage.REDACTION,
+                keys,
+                SERVICE_VERSION,
             )
-            stamped = stamp(env, Stage.REDACTION, keys, SERVICE_VERSION)
             out.append(
                 item.output(
-                    topics.lane(topics.REDACTED, env.request.purpose in URGENT_PURPOSES),
-                    encode(stamped),
-                    env.request.subject_id,
+                    topics.lane(topics.REDACTED, request.purpose in URGENT_PURPOSES),
+                    envelope_doc.serialise(stamped),
+                    request.subject_id,
                 )
             )
         return Batch(out)

@@ -199,6 +199,7 @@ class StageService:
             linger_ms=1,
             max_batch_size=s.producer_max_batch_bytes,
             max_request_size=max(s.max_message_bytes * 2, 1_048_576),
+            compression_type=None if s.compression == "none" else s.compression,
         )
         await self._producer.start()
 

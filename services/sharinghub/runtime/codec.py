@@ -51,16 +51,25 @@ def recover_request_id(raw: bytes) -> str | None:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        match = _REQUEST_ID.search(raw[:4096])
-        return match.group(1).decode() if match else None
-    if isinstance(data, dict):
-        candidate = data.get("request_id")
-        if (
-            isinstance(candidate, str)
-            and 0 < len(candidate) <= 128
-            and all(c.isalnum() or c in "._:-" for c in candidate)
-        ):
-            return candidate
+        return find_request_id(raw)
+    return sane_request_id(data.get("request_id")) if isinstance(data, dict) else None
+
+
+def find_request_id(raw: bytes) -> str | None:
+    """The first well-formed ``"request_id": "…"`` pair in the first kilobytes of `raw`, at
+    any depth (an envelope's is inside its request), without parsing the JSON."""
+    match = _REQUEST_ID.search(raw[:4096])
+    return match.group(1).decode() if match else None
+
+
+def sane_request_id(candidate: object) -> str | None:
+    """`candidate` if it is shaped like a request id (safe to log and to key by), else None."""
+    if (
+        isinstance(candidate, str)
+        and 0 < len(candidate) <= 128
+        and all(c.isalnum() or c in "._:-" for c in candidate)
+    ):
+        return candidate
     return None
 
 
@@ -75,15 +84,22 @@ def decode_adapter(adapter: TypeAdapter[Any], raw: bytes, *, max_bytes: int) -> 
     return _decode_with(adapter.validate_json, raw, max_bytes=max_bytes)
 
 
-def _decode_with(validate: Any, raw: bytes | None, *, max_bytes: int) -> Any:
+def check_size(raw: bytes | None, *, max_bytes: int, nested_id: bool = False) -> bytes:
+    """`raw` if it is a message within the size limit, else InvalidMessage. With
+    `nested_id` the request id of an oversize message is looked for at any depth."""
     if raw is None:
         raise InvalidMessage("empty_message", "message has no value")
     if len(raw) > max_bytes:
         raise InvalidMessage(
             "oversize",
             f"message is {len(raw)} bytes, above the limit of {max_bytes}",
-            recover_request_id(raw[:4096]) if len(raw) < 50 * max_bytes else None,
+            find_request_id(raw) if nested_id else recover_request_id(raw[:4096]),
         )
+    return raw
+
+
+def _decode_with(validate: Any, raw: bytes | None, *, max_bytes: int) -> Any:
+    raw = check_size(raw, max_bytes=max_bytes)
     try:
         return validate(raw)
     except ValidationError as exc:

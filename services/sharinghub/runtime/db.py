@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import orjson
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -35,6 +37,15 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# JSON columns (audit ledger) through orjson: the stdlib encoder was a tenth of a ledger
+# append's CPU. Both forms read back as the same values.
+_JSON = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+
+
 def create_engine_for(url: str) -> Engine:
     """Create an engine; SQLite gets WAL + a busy timeout so several processes can share it."""
     url = normalise_url(url)
@@ -42,7 +53,7 @@ def create_engine_for(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, **_JSON)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -53,7 +64,7 @@ def create_engine_for(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, **_JSON)
 
 
 class UnitOfWork:

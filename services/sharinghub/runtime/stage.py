@@ -18,17 +18,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
-from opentelemetry import trace
-from opentelemetry.propagate import inject
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from sharinghub.contracts import DeadLetter, Outcome, OutcomeEvent, Stage, topics
+from sharinghub.runtime import record_spans
 from sharinghub.runtime.codec import InvalidMessage, encode
-from sharinghub.runtime.telemetry import context_from_headers
+from sharinghub.runtime.record_spans import RecordSpan
 
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("sharinghub.security")
-tracer = trace.get_tracer("sharinghub.stage")
 
 
 def utcnow() -> datetime:
@@ -53,7 +50,7 @@ class Item:
     """One consumed record with its processing span."""
 
     record: ConsumerRecord[bytes, bytes]
-    span: Span
+    span: RecordSpan
     # The envelope's received_at, noted by the stage once decoded (end-to-end latency metric).
     received_at: datetime | None = None
     _trace_headers: dict[str, str] | None = field(default=None, repr=False, compare=False)
@@ -64,15 +61,13 @@ class Item:
 
     @property
     def trace_id(self) -> str:
-        return format(self.span.get_span_context().trace_id, "032x")
+        return self.span.trace_id_hex
 
     def trace_headers(self) -> dict[str, str]:
         """Headers that make a published message a child of this record's span (computed
         once per record: a delivery publishes up to four messages from one span)."""
         if self._trace_headers is None:
-            carrier: dict[str, str] = {}
-            inject(carrier, context=trace.set_span_in_context(self.span))
-            self._trace_headers = carrier
+            self._trace_headers = self.span.headers()
         return dict(self._trace_headers)
 
     def output(self, topic: str, value: bytes, key: bytes | str | None) -> Output:
@@ -95,30 +90,32 @@ Processor = Callable[[list[Item]], Awaitable[Batch]]
 
 def start_item_spans(stage: Stage, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Item]:
     """One CONSUMER span per record, child of the producer's context from the headers."""
-    items = []
-    for rec in records:
-        span = tracer.start_span(
-            f"{stage.value} process",
-            context=context_from_headers(rec.headers),
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "process",
-                "messaging.destination.name": rec.topic,
-                "messaging.destination.partition.id": str(rec.partition),
-                "messaging.kafka.offset": rec.offset,
-                "sharinghub.stage": stage.value,
-            },
+    name = f"{stage.value} process"
+    return [
+        Item(
+            record=rec,
+            span=record_spans.start(
+                name,
+                rec.headers,
+                {
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.name": rec.topic,
+                    "messaging.destination.partition.id": str(rec.partition),
+                    "messaging.kafka.offset": rec.offset,
+                    "sharinghub.stage": stage.value,
+                },
+            ),
         )
-        items.append(Item(record=rec, span=span))
-    return items
+        for rec in records
+    ]
 
 
 def end_item_spans(items: Sequence[Item], error: BaseException | None = None) -> None:
-    for it in items:
-        if error is not None:
-            it.span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-        it.span.end()
+    if error is not None:
+        for it in items:
+            it.span.set_error(type(error).__name__)
+    record_spans.finish([it.span for it in items])
 
 
 def rejection(

@@ -4,6 +4,13 @@ The first stamp's digest covers the immutable request and the stage's own result
 later one covers its stage's result and the previous stamp's MAC (and so, transitively, the
 request). The delivery gate recomputes the chain from the envelope content and refuses anything
 injected into a stage topic, reordered, or changed after a stage vouched for it (invariant 1).
+
+What is hashed is the canonical form of a section: `orjson.dumps` of its parsed JSON value
+(keys in the order they arrived, no whitespace). A stage computes it from the document it is
+about to send and a verifier from the document it received, so no stage re-serialises a
+section through pydantic to check a stamp, and what is verified is exactly what is then used.
+The work is on parsed envelope documents (`envelope_doc`); `stamp` and `verify_chain` do the
+same for `Envelope` models.
 """
 
 from __future__ import annotations
@@ -14,29 +21,29 @@ import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel
+import orjson
 
-from sharinghub.contracts import Envelope, Stage, StageStamp
+from sharinghub.contracts import Envelope, Stage
 
 STAMPED_STAGES: tuple[Stage, ...] = (Stage.CONSENT, Stage.POLICY, Stage.REDACTION)
+_SECTION = {Stage.CONSENT: "consent", Stage.POLICY: "policy", Stage.REDACTION: "redaction"}
+_STAMP_KEYS = ("stage", "service_version", "key_id", "digest", "mac")
 
 
-def canonical_digest(*parts: BaseModel | str | None) -> str:
-    """SHA-256 hex over the JSON of the parts.
+def request_digest(request: Any) -> str:
+    """SHA-256 hex of the canonical form of the request section (the first stamp's anchor)."""
+    return hashlib.sha256(b"\x00j" + orjson.dumps(request)).hexdigest()
 
-    pydantic serialises fields in declaration order and keeps dict order through a JSON round
-    trip, so the bytes a stage hashed are the bytes the gate recomputes from the same envelope.
-    """
-    h = hashlib.sha256()
-    for part in parts:
-        if part is None:
-            h.update(b"\x00null")
-        elif isinstance(part, str):
-            h.update(b"\x00s" + part.encode())
-        else:
-            h.update(b"\x00m" + part.model_dump_json().encode())
-    return h.hexdigest()
+
+def section_digest(anchor: str, content: Any) -> str:
+    """SHA-256 hex over what one stamp vouches for: its anchor and its section's content."""
+    return hashlib.sha256(b"\x00s" + anchor.encode() + b"\x00j" + orjson.dumps(content)).hexdigest()
+
+
+def _mac(key: bytes, digest: str) -> str:
+    return hmac.digest(key, digest.encode(), "sha256").hex()
 
 
 @dataclass(frozen=True)
@@ -87,47 +94,58 @@ class StageKeys:
         path.chmod(0o600)
 
 
-def _stage_content(envelope: Envelope, stage: Stage) -> BaseModel | None:
-    return {
-        Stage.CONSENT: envelope.consent,
-        Stage.POLICY: envelope.policy,
-        Stage.REDACTION: envelope.redaction,
-    }[stage]
+def stamp_doc(doc: dict[str, Any], stage: Stage, keys: StageKeys, version: str) -> dict[str, Any]:
+    """A copy of the envelope document with `stage`'s stamp appended (its section must be set)."""
+    key_id, key = keys.keys[stage]
+    stamps = doc.get("stamps") or []
+    anchor = stamps[-1]["mac"] if stamps else request_digest(doc["request"])
+    digest = section_digest(anchor, doc[_SECTION[stage]])
+    new = {
+        "stage": stage.value,
+        "service_version": version,
+        "key_id": key_id,
+        "digest": digest,
+        "mac": _mac(key, digest),
+    }
+    return {**doc, "stamps": [*stamps, new]}
 
 
-def _anchor(envelope: Envelope, previous: str | None) -> str:
-    """What a stamp chains to: the request for the first stamp, else the previous MAC (which
-    already covers the request), so later stages do not serialise the request again."""
-    return previous if previous is not None else canonical_digest(envelope.request)
+def verify_doc(doc: dict[str, Any], keys: StageKeys, expected: tuple[Stage, ...]) -> str | None:
+    """None if the stamps are exactly `expected`, in order, each matching the content; else why
+    (no value is ever quoted)."""
+    stamps = doc.get("stamps")
+    if not isinstance(stamps, list) or not all(
+        isinstance(st, dict)
+        and st.keys() == set(_STAMP_KEYS)
+        and all(isinstance(st[k], str) for k in _STAMP_KEYS)
+        for st in stamps
+    ):
+        return "stamps are not a list of well-formed stamps"
+    stages = [st["stage"] for st in stamps]
+    wanted = [s.value for s in expected]
+    if stages != wanted:
+        shown = [s if s in wanted else "?" for s in stages]
+        return f"stamp chain is {shown}, expected {wanted}"
+    anchor = request_digest(doc.get("request"))
+    for st, stage in zip(stamps, expected, strict=True):
+        key_id, key = keys.keys[stage]
+        if st["key_id"] != key_id:
+            return f"{stage.value} stamp uses unknown key id"
+        digest = section_digest(anchor, doc.get(_SECTION[stage]))
+        if not hmac.compare_digest(digest, st["digest"]):
+            return f"{stage.value} stamp does not match the envelope content"
+        if not hmac.compare_digest(_mac(key, digest), st["mac"]):
+            return f"{stage.value} stamp MAC is invalid"
+        anchor = st["mac"]
+    return None
 
 
 def stamp(envelope: Envelope, stage: Stage, keys: StageKeys, service_version: str) -> Envelope:
     """Return the envelope with `stage`'s stamp appended (the stage's result must be set)."""
-    key_id, key = keys.keys[stage]
-    previous = envelope.stamps[-1].mac if envelope.stamps else None
-    digest = canonical_digest(_anchor(envelope, previous), _stage_content(envelope, stage))
-    mac = hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
-    new = StageStamp(
-        stage=stage, service_version=service_version, key_id=key_id, digest=digest, mac=mac
-    )
-    return envelope.model_copy(update={"stamps": [*envelope.stamps, new]})
+    doc = stamp_doc(envelope.model_dump(mode="json"), stage, keys, service_version)
+    return Envelope.model_validate(doc)
 
 
 def verify_chain(envelope: Envelope, keys: StageKeys, expected: tuple[Stage, ...]) -> str | None:
-    """None if the stamps are exactly `expected`, in order, each matching the content; else why."""
-    stages = tuple(s.stage for s in envelope.stamps)
-    if stages != expected:
-        return f"stamp chain is {[s.value for s in stages]}, expected {[s.value for s in expected]}"
-    previous: str | None = None
-    for st in envelope.stamps:
-        key_id, key = keys.keys[st.stage]
-        if st.key_id != key_id:
-            return f"{st.stage.value} stamp uses unknown key id"
-        digest = canonical_digest(_anchor(envelope, previous), _stage_content(envelope, st.stage))
-        if not hmac.compare_digest(digest, st.digest):
-            return f"{st.stage.value} stamp does not match the envelope content"
-        mac = hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(mac, st.mac):
-            return f"{st.stage.value} stamp MAC is invalid"
-        previous = st.mac
-    return None
+    """`verify_doc` for an `Envelope` model."""
+    return verify_doc(envelope.model_dump(mode="json"), keys, expected)

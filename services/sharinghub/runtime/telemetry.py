@@ -11,18 +11,17 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
-from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from sharinghub.runtime import record_spans
 from sharinghub.runtime.settings import Settings
 
 Headers = Sequence[tuple[str, bytes]]
@@ -86,31 +85,17 @@ def setup_tracing(service_name: str, settings: Settings) -> TracerProvider | Non
         exporter = JsonLinesSpanExporter(settings.resolved_trace_file())
     # The SDK's default queue (2,048 spans) overflows in a burst and drops spans silently,
     # which leaves holes in exactly the traces an engineer looks at after a surge.
-    provider.add_span_processor(
-        BatchSpanProcessor(
-            exporter,
-            schedule_delay_millis=500,
-            max_queue_size=SPAN_QUEUE_SIZE,
-            max_export_batch_size=4096,
-        )
+    processor = BatchSpanProcessor(
+        exporter,
+        schedule_delay_millis=500,
+        max_queue_size=SPAN_QUEUE_SIZE,
+        max_export_batch_size=4096,
     )
+    provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
+    # Per-record spans of the stages go straight to the same processor (see record_spans).
+    record_spans.configure(processor, provider.resource)
     return provider
-
-
-def context_from_headers(headers: Iterable[tuple[str, bytes]] | None) -> otel_context.Context:
-    """The remote parent carried in a Kafka record's W3C `traceparent`/`tracestate` headers."""
-    carrier = {
-        k: v.decode("latin-1") for k, v in (headers or ()) if k in ("traceparent", "tracestate")
-    }
-    return extract(carrier)
-
-
-def headers_for_current_span() -> dict[str, str]:
-    """W3C trace context of the current span, as Kafka headers for an outgoing message."""
-    carrier: dict[str, str] = {}
-    inject(carrier)
-    return carrier
 
 
 class JsonLogFormatter(logging.Formatter):
