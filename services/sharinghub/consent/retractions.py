@@ -7,14 +7,15 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import DateTime, String, insert, select
+from sqlalchemy import Connection, DateTime, String, Table, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sharinghub.consent.store import ConsentVersionRow, latest_per_consent
 from sharinghub.contracts import ConsentDirective, RetractionAck, RetractionNotice
-from sharinghub.runtime.db import Base, session_factory
+from sharinghub.runtime.db import Base, insert_new, session_factory
 
 RETRACTION_TEXT = (
     "The client has withdrawn the consent these disclosures relied on. Stop further use and "
@@ -34,6 +35,9 @@ class ConsentDeliveryRow(Base):
     delivered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+_DELIVERIES = cast(Table, ConsentDeliveryRow.__table__)
+
+
 class RetractionRow(Base):
     """A retraction notice per (consent, recipient agency); acknowledged_at closes it."""
 
@@ -49,6 +53,23 @@ class RetractionRow(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
+def record_deliveries_on(conn: Connection, rows: Sequence[tuple[str, str, str, datetime]]) -> None:
+    """`RetractionStore.record_deliveries` within the caller's transaction on `conn`."""
+    insert_new(
+        conn,
+        _DELIVERIES,
+        [
+            {
+                "consent_id": consent_id,
+                "request_id": request_id,
+                "recipient_agency_id": recipient,
+                "delivered_at": at,
+            }
+            for consent_id, request_id, recipient, at in rows
+        ],
+    )
+
+
 @dataclass(frozen=True)
 class PendingRetraction:
     recipient_agency_id: str
@@ -59,36 +80,13 @@ class RetractionStore:
     """Blocking SQL: call from a worker thread."""
 
     def __init__(self, engine: Engine) -> None:
+        self._engine = engine
         self._sessions = session_factory(engine)
 
     def record_deliveries(self, rows: Sequence[tuple[str, str, str, datetime]]) -> None:
         """(consent_id, request_id, recipient_agency_id, delivered_at); duplicates ignored."""
-        if not rows:
-            return
-        with self._sessions() as session, session.begin():
-            keys = {(c, r) for c, r, _, _ in rows}
-            present = set(
-                session.execute(
-                    select(ConsentDeliveryRow.consent_id, ConsentDeliveryRow.request_id).where(
-                        ConsentDeliveryRow.consent_id.in_({c for c, _ in keys})
-                    )
-                ).tuples()
-            )
-            new = []
-            for consent_id, request_id, recipient, at in rows:
-                if (consent_id, request_id) in present:
-                    continue
-                present.add((consent_id, request_id))
-                new.append(
-                    {
-                        "consent_id": consent_id,
-                        "request_id": request_id,
-                        "recipient_agency_id": recipient,
-                        "delivered_at": at,
-                    }
-                )
-            if new:  # one bulk INSERT for the batch
-                session.execute(insert(ConsentDeliveryRow), new)
+        with self._engine.begin() as conn:
+            record_deliveries_on(conn, rows)
 
     def due(self, now: datetime) -> list[PendingRetraction]:
         """Retractions owed: revoked consents with deliveries not yet covered by a notice, and

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 
 from sharinghub.consent.domain import withdrawn_categories
-from sharinghub.consent.retractions import RetractionStore
+from sharinghub.consent.retractions import record_deliveries_on
 from sharinghub.consent.store import ConsentRegistry
 from sharinghub.contracts import (
     ConsentAssessment,
@@ -16,7 +17,6 @@ from sharinghub.contracts import (
     Outcome,
     PolicyDecision,
     RedactionResult,
-    ReviewCase,
     SharingRequest,
     Stage,
     topics,
@@ -25,7 +25,7 @@ from sharinghub.delivery.audit_build import audit_record_for, outcome_event_for
 from sharinghub.delivery.gate import delivery_messages, payload_problem, retrospective_case
 from sharinghub.delivery.ledger import AuditLedger
 from sharinghub.delivery.recorder import DecisionRecorder, Effect
-from sharinghub.policy.reviews import ReviewStore
+from sharinghub.policy.reviews import CaseToOpen, open_cases_on
 from sharinghub.runtime import envelope_doc
 from sharinghub.runtime.app import StageService
 from sharinghub.runtime.codec import InvalidMessage, encode
@@ -39,12 +39,11 @@ FULL_CHAIN = (Stage.CONSENT, Stage.POLICY, Stage.REDACTION)
 
 
 def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
-    """Wire the gate: keys, consent registry (re-check), audit ledger, review store."""
+    """Wire the gate: keys, consent registry (re-check), audit ledger and the writes that join
+    its transaction (consent deliveries, retrospective review cases)."""
     engine = create_engine_for(settings.database_url)
     registry = ConsentRegistry(engine)
     recorder = DecisionRecorder(engine, AuditLedger(engine))
-    reviews = ReviewStore(engine)
-    retractions = RetractionStore(engine)
     keys = StageKeys.load(settings.resolved_keys_file())
     due = timedelta(hours=settings.review_due_hours)
     max_bytes = settings.max_message_bytes * 4
@@ -85,7 +84,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             else {}
         )
         effects: list[Effect] = []
-        cases: list[tuple[ReviewCase, Envelope, dict[str, str]]] = []
+        cases: list[CaseToOpen] = []
         consent_deliveries: list[tuple[str, str, str, datetime]] = []
         for item, doc, env in ready:
             decision = env.policy
@@ -142,18 +141,21 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             case = retrospective_case(env, now, due)
             messages = delivery_messages(env, now, case)
             outputs = [item.output(topic, value, key) for topic, value, key in messages]
-            if case is not None:  # rare (break-glass, urgent risk): keep the whole envelope
-                cases.append((case, Envelope.model_validate(doc), item.trace_headers()))
+            if case is not None:  # the case keeps the whole envelope as verified
+                cases.append((case, envelope_doc.serialise(doc), item.trace_headers()))
             effects.append(Effect(record, outputs))
             consent_deliveries += [
                 (ref.consent_id, env.request_id, env.request.recipient.agency_id, now)
                 for ref in decision.consents_used
             ]
-        # Known before anything is published, so a later revocation finds every recipient.
-        await asyncio.to_thread(retractions.record_deliveries, consent_deliveries)
+        # On file before anything is published (one transaction with the audit records), so
+        # a later revocation finds every recipient and every case is open.
+        writes = [partial(record_deliveries_on, rows=consent_deliveries)]
         if cases:
-            await asyncio.to_thread(reviews.open_cases, cases)
-        prepared = await asyncio.to_thread(recorder.prepare, effects) if effects else None
+            writes.append(partial(open_cases_on, cases=cases))
+        prepared = (
+            await asyncio.to_thread(recorder.prepare, effects, writes=writes) if effects else None
+        )
         if prepared and prepared.replays:
             log.info("replayed envelopes ignored", extra={"count": prepared.replays})
 

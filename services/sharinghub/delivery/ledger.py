@@ -138,29 +138,37 @@ class AuditLedger:
         if not records:
             return []
         with self._engine.connect() as conn:
-            self._lock_chain(conn)
-            present = self._present_keys(conn, {(r.request_id, r.decision_seq) for r in records})
-            head = self._head(conn)
-            seq, prev = head if head else (0, GENESIS_HASH)
-            rows: list[dict[str, Any]] = []
-            added: list[bool] = []
-            for record in records:
-                key = (record.request_id, record.decision_seq)
-                if key in present:
-                    added.append(False)
-                    continue
-                present.add(key)
-                seq += 1
-                content = record.content()
-                digest = content_hash(prev, seq, content)
-                # the timestamp keeps its column type, so the ledger can be queried by time
-                columns = {**content, "recorded_at": record.recorded_at}
-                rows.append({**columns, "seq": seq, "prev_hash": prev, "row_hash": digest})
-                prev = digest
-                added.append(True)
-            if rows:
-                conn.execute(insert(_T), rows)
+            added = self.append_on(conn, records)
             conn.commit()
+        return added
+
+    def append_on(self, conn: Connection, records: Sequence[AuditRecord]) -> list[bool]:
+        """`append` as the first statements of the caller's transaction on `conn`, which
+        then holds the chain's lock until it commits (other writes may join it)."""
+        self._lock_chain(conn)
+        if not records:
+            return []
+        present = self._present_keys(conn, {(r.request_id, r.decision_seq) for r in records})
+        head = self._head(conn)
+        seq, prev = head if head else (0, GENESIS_HASH)
+        rows: list[dict[str, Any]] = []
+        added: list[bool] = []
+        for record in records:
+            key = (record.request_id, record.decision_seq)
+            if key in present:
+                added.append(False)
+                continue
+            present.add(key)
+            seq += 1
+            content = record.content()
+            digest = content_hash(prev, seq, content)
+            # the timestamp keeps its column type, so the ledger can be queried by time
+            columns = {**content, "recorded_at": record.recorded_at}
+            rows.append({**columns, "seq": seq, "prev_hash": prev, "row_hash": digest})
+            prev = digest
+            added.append(True)
+        if rows:
+            conn.execute(insert(_T), rows)
         return added
 
     def verify(self, until_seq: int | None = None) -> VerifyReport:

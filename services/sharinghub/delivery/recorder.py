@@ -10,17 +10,18 @@ same ids, so readers can drop it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import DateTime, String, insert, select
+from sqlalchemy import Connection, DateTime, String, Table, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sharinghub.delivery.audit_record import AuditRecord
 from sharinghub.delivery.ledger import AuditLedger
-from sharinghub.runtime.db import Base, session_factory
+from sharinghub.runtime.db import Base, insert_new
 from sharinghub.runtime.stage import Output, utcnow
 
 
@@ -31,6 +32,11 @@ class DispatchRow(Base):
 
     effect_key: Mapped[str] = mapped_column(String(200), primary_key=True)
     dispatched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+_DISPATCH = cast(Table, DispatchRow.__table__)
+Write = Callable[[Connection], None]
+"""A write that joins the recorder's transaction (see `DecisionRecorder.prepare`)."""
 
 
 @dataclass
@@ -59,21 +65,35 @@ class DecisionRecorder:
     """Ledger + dispatch log. Blocking (SQL): call from a worker thread."""
 
     def __init__(self, engine: Engine, ledger: AuditLedger) -> None:
-        self._sessions = session_factory(engine)
+        self._engine = engine
         self._ledger = ledger
 
-    def prepare(self, effects: Sequence[Effect]) -> Prepared:
-        """Append audit records and return the messages not yet dispatched."""
+    def prepare(self, effects: Sequence[Effect], *, writes: Sequence[Write] = ()) -> Prepared:
+        """Append audit records and return the messages not yet dispatched.
+
+        One transaction: the ledger append (which takes the chain's lock), then `writes` (the
+        batch's other effects that must be on file before anything is published: consent
+        deliveries, review cases), then the look-up of what was already dispatched.
+        """
         unique: dict[str, Effect] = {}
         for effect in effects:
             unique.setdefault(effect.key, effect)
-        new = self._ledger.append([e.record for e in unique.values()])
-        with self._sessions() as session:
-            done = set(
-                session.scalars(
-                    select(DispatchRow.effect_key).where(DispatchRow.effect_key.in_(list(unique)))
+        with self._engine.connect() as conn:
+            new = self._ledger.append_on(conn, [e.record for e in unique.values()])
+            for write in writes:
+                write(conn)
+            done = (
+                set(
+                    conn.scalars(
+                        select(_DISPATCH.c.effect_key).where(
+                            _DISPATCH.c.effect_key.in_(list(unique))
+                        )
+                    )
                 )
+                if unique
+                else set()
             )
+            conn.commit()
         todo = [e for k, e in unique.items() if k not in done]
         return Prepared(
             outputs=[o for e in todo for o in e.outputs],
@@ -83,15 +103,9 @@ class DecisionRecorder:
         )
 
     def mark_dispatched(self, keys: Sequence[str]) -> None:
+        """Note that the broker acknowledged these effects' messages (one statement)."""
         if not keys:
             return
         now = utcnow()
-        with self._sessions() as session, session.begin():
-            present = set(
-                session.scalars(
-                    select(DispatchRow.effect_key).where(DispatchRow.effect_key.in_(keys))
-                )
-            )
-            rows = [{"effect_key": k, "dispatched_at": now} for k in keys if k not in present]
-            if rows:  # one bulk INSERT, not an ORM object per row: every batch comes here
-                session.execute(insert(DispatchRow), rows)
+        with self._engine.begin() as conn:
+            insert_new(conn, _DISPATCH, [{"effect_key": k, "dispatched_at": now} for k in keys])

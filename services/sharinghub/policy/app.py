@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from functools import partial
 
 from sharinghub.contracts import (
     URGENT_PURPOSES,
@@ -23,7 +24,7 @@ from sharinghub.delivery.recorder import DecisionRecorder, Effect
 from sharinghub.policy import break_glass
 from sharinghub.policy.engine import PolicyEngine
 from sharinghub.policy.escalation import EscalationSweeper
-from sharinghub.policy.reviews import ReviewStore
+from sharinghub.policy.reviews import CaseToOpen, ReviewStore, open_cases_on
 from sharinghub.runtime import envelope_doc
 from sharinghub.runtime.app import SERVICE_VERSION, StageService
 from sharinghub.runtime.codec import InvalidMessage, decode, encode
@@ -122,7 +123,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
             for _, _, e in refused
         ]
         effects: list[Effect] = []
-        cases: list[tuple[ReviewCase, Envelope, dict[str, str]]] = []
+        cases: list[CaseToOpen] = []
         for (item, doc, env), decision in zip(ready, decisions, strict=True):
             decided = env.model_copy(update={"policy": decision})
             item.span.set_attribute("sharinghub.outcome", decision.outcome.value)
@@ -146,7 +147,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 case = review_case(decided, now, due)
                 # The case keeps the envelope as received (consent stamp included), so an
                 # approval resumes it with a policy stamp chained to that one.
-                kept = Envelope.model_validate({**doc, "policy": envelope_doc.dump(decision)})
+                kept = envelope_doc.serialise(envelope_doc.with_section(doc, "policy", decision))
                 cases.append((case, kept, item.trace_headers()))
                 review_msg = item.output(topics.REVIEW, encode(case), env.request_id)
                 effects.append(
@@ -159,12 +160,14 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     async def finish(
         out: list[Output],
         effects: list[Effect],
-        cases: list[tuple[ReviewCase, Envelope, dict[str, str]]],
+        cases: list[CaseToOpen],
         decided: list[tuple[ReviewDecision, str]] | None = None,
     ) -> Batch:
-        if cases:
-            await asyncio.to_thread(reviews.open_cases, cases)
-        prepared = await asyncio.to_thread(recorder.prepare, effects) if effects else None
+        # Cases open in the same transaction as the audit records of their requests.
+        writes = [partial(open_cases_on, cases=cases)] if cases else []
+        prepared = (
+            await asyncio.to_thread(recorder.prepare, effects, writes=writes) if effects else None
+        )
 
         async def after_publish() -> None:
             # Only once the broker has the messages: a failed publish leaves cases open.

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import DateTime, String, Text, insert, select
+from sqlalchemy import Connection, DateTime, String, Table, Text, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sharinghub.contracts import Envelope, ReviewCase, ReviewDecision
-from sharinghub.runtime.db import Base, session_factory
+from sharinghub.runtime.db import Base, insert_new, session_factory
 
 
 class ReviewCaseRow(Base):
@@ -33,40 +34,48 @@ class ReviewCaseRow(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+CaseToOpen = tuple[ReviewCase, Envelope | bytes, dict[str, str]]
+"""A case, its envelope (or the envelope's JSON as a stage serialised it) and the trace
+context an approval resumes."""
+
+_CASES = cast(Table, ReviewCaseRow.__table__)
+
+
+def open_cases_on(conn: Connection, cases: Sequence[CaseToOpen]) -> None:
+    """`ReviewStore.open_cases` within the caller's transaction on `conn`."""
+    insert_new(
+        conn,
+        _CASES,
+        [
+            {
+                "case_id": case.case_id,
+                "request_id": case.request_id,
+                "kind": case.kind,
+                "status": "open",
+                "case_json": case.model_dump_json(),
+                "envelope_json": envelope.decode()
+                if isinstance(envelope, bytes)
+                else envelope.model_dump_json(),
+                "trace_headers": json.dumps(headers),
+                "opened_at": case.opened_at,
+                "due_at": case.due_at,
+            }
+            for case, envelope, headers in cases
+        ],
+    )
+
+
 class ReviewStore:
     """Open, fetch and close review cases. Opening the same case twice is a no-op."""
 
     def __init__(self, engine: Engine) -> None:
+        self._engine = engine
         self._sessions = session_factory(engine)
 
-    def open_cases(self, cases: Sequence[tuple[ReviewCase, Envelope, dict[str, str]]]) -> None:
-        if not cases:
-            return
-        with self._sessions() as session, session.begin():
-            ids = [c.case_id for c, _, _ in cases]
-            present = set(
-                session.scalars(select(ReviewCaseRow.case_id).where(ReviewCaseRow.case_id.in_(ids)))
-            )
-            rows = []
-            for case, envelope, headers in cases:
-                if case.case_id in present:
-                    continue
-                present.add(case.case_id)
-                rows.append(
-                    {
-                        "case_id": case.case_id,
-                        "request_id": case.request_id,
-                        "kind": case.kind,
-                        "status": "open",
-                        "case_json": case.model_dump_json(),
-                        "envelope_json": envelope.model_dump_json(),
-                        "trace_headers": json.dumps(headers),
-                        "opened_at": case.opened_at,
-                        "due_at": case.due_at,
-                    }
-                )
-            if rows:  # one bulk INSERT for the batch
-                session.execute(insert(ReviewCaseRow), rows)
+    def open_cases(self, cases: Sequence[CaseToOpen]) -> None:
+        """Open these cases in one transaction; a case already open is left as it is."""
+        with self._engine.begin() as conn:
+            open_cases_on(conn, cases)
 
     def get(self, case_id: str) -> tuple[ReviewCase, Envelope, dict[str, str], str] | None:
         """(case, envelope, trace headers, status) or None."""

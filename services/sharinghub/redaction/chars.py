@@ -10,6 +10,7 @@ against 30 µs), with the same result.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 ALNUM = re.compile(r"[^\W_]")
 NON_ALNUM = re.compile(r"[\W_]+")  # runs: one substitution per gap, not per character
@@ -46,3 +47,13 @@ def inner_non_alnum(value: str) -> set[str]:
         return set(inner.encode("ascii").translate(None, _ASCII_ALNUM).decode("ascii"))
     span = _ALNUM_SPAN.search(value)
     return set("".join(NON_ALNUM.findall(span.group()))) if span else set()
+
+
+def ascii_bytes(chars: Iterable[str]) -> bytes:
+    """The ASCII characters among `chars`, as the delete set of `bytes.translate`."""
+    return "".join(sorted(c for c in chars if c.isascii())).encode("ascii")
+
+
+def delete_and_lower(text: str, delete: bytes) -> str:
+    """ASCII `text` without the bytes in `delete`, lower-cased (= casefolded for ASCII)."""
+    return text.encode("ascii").translate(None, delete).decode("ascii").lower()

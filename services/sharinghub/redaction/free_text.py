@@ -31,6 +31,7 @@ request ``redact(..., free_text=scrubber.scrub_pass(request, withheld))``.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import unicodedata
@@ -58,7 +59,13 @@ from presidio_analyzer.predefined_recognizers import (
 
 from sharinghub.contracts import RecordField, SharingRequest
 from sharinghub.contracts.vocabulary import DataCategory
-from sharinghub.redaction.chars import alnum_only, has_at_least_alnum, inner_non_alnum
+from sharinghub.redaction.chars import (
+    alnum_only,
+    ascii_bytes,
+    delete_and_lower,
+    has_at_least_alnum,
+    inner_non_alnum,
+)
 from sharinghub.redaction.digit_windows import digit_windows
 from sharinghub.redaction.rules import BASE_SEPARATORS, MARKER, FreeTextPass
 
@@ -289,8 +296,11 @@ _MIN_DATE_KEY = 6
 
 
 def _fold(text: str) -> str:
-    # The search is a C scan; translating with a dict costs ~50 µs per 1,000 characters.
-    return text.translate(_FOLD) if _ACCENTED.search(text) else text
+    # isascii() is a flag check; the search a C scan; translating with a dict costs ~50 µs
+    # per 1,000 characters, so it runs only where there is something to fold.
+    if text.isascii() or not _ACCENTED.search(text):
+        return text
+    return text.translate(_FOLD)
 
 
 def _key(value: str) -> str:
@@ -376,14 +386,16 @@ class DenyList:
 
     needles: tuple[_Needle, ...]
     separators: frozenset[str]
-    _strip: re.Pattern[str]  # runs of separators
+    _delete_ascii: bytes  # the ASCII separators (all an ASCII text can hold)
 
     def __bool__(self) -> bool:
         return bool(self.needles)
 
     def normalise(self, text: str) -> str:
         """Accent-folded, separators removed, casefolded (markers must be masked first)."""
-        return self._strip.sub("", _fold(text)).casefold()
+        if text.isascii():  # nothing to fold
+            return delete_and_lower(text, self._delete_ascii)
+        return _strip_pattern(self.separators).sub("", _fold(text)).casefold()
 
     def positions(self, text: str) -> tuple[str, list[int]]:
         """`normalise` plus, for each normalised character, its index in ``text``."""
@@ -448,9 +460,13 @@ def build_deny_list(
         _Needle(k, kind) for k, kind in sorted(needles.items(), key=lambda x: -len(x[0]))
     )
     frozen = frozenset(separators)
-    # Sorted, so equal separator sets give equal patterns and hit re's compile cache.
-    strip = re.compile("[" + "".join(map(re.escape, sorted(frozen))) + "]+")
-    return DenyList(ordered, frozen, strip)
+    return DenyList(ordered, frozen, ascii_bytes(frozen))
+
+
+@functools.lru_cache(maxsize=256)
+def _strip_pattern(separators: frozenset[str]) -> re.Pattern[str]:
+    """Runs of separators (non-ASCII text only; separator sets repeat across requests)."""
+    return re.compile("[" + "".join(map(re.escape, sorted(separators))) + "]+")
 
 
 def _bounded(text: str, start: int, end: int, kind: _Kind) -> bool:

@@ -81,7 +81,13 @@ from sharinghub.contracts import (
     SharingRequest,
 )
 from sharinghub.contracts.vocabulary import HARD_BLOCKS, DataCategory, Outcome, Purpose
-from sharinghub.redaction.chars import alnum_only, has_alnum, inner_non_alnum
+from sharinghub.redaction.chars import (
+    alnum_only,
+    ascii_bytes,
+    delete_and_lower,
+    has_alnum,
+    inner_non_alnum,
+)
 from sharinghub.redaction.notices import notices_for
 from sharinghub.redaction.pseudonyms import is_pseudonym
 
@@ -215,10 +221,14 @@ class ScrubPlan:
     needles: tuple[_Needle, ...]
     separators: frozenset[str]
     _delete: dict[int, None]
+    _delete_ascii: bytes  # the ASCII separators (all an ASCII text can hold)
 
     def normalise(self, text: str) -> str:
         """Markers opaque, separators removed, casefolded: the text S3 searches."""
-        return _mask(text).translate(self._delete).casefold()
+        masked = _mask(text)
+        if masked.isascii():
+            return delete_and_lower(masked, self._delete_ascii)
+        return masked.translate(self._delete).casefold()
 
     def normalise_with_positions(self, text: str) -> tuple[str, list[int]]:
         """`normalise` plus, for each normalised character, its index in ``text``."""
@@ -227,7 +237,7 @@ class ScrubPlan:
             low = masked.lower()
             # compress/map run in C: much faster than a comprehension over a narrative.
             keep = list(map(not_, map(self.separators.__contains__, low)))
-            return low.translate(self._delete), list(compress(range(len(low)), keep))
+            return delete_and_lower(low, self._delete_ascii), list(compress(range(len(low)), keep))
         chars: list[str] = []
         positions: list[int] = []
         for i, c in enumerate(masked):
@@ -294,7 +304,10 @@ def build_plan(
     ordered = sorted(needles.values(), key=lambda n: (-len(n.key), n.key))
     frozen = frozenset(separators)
     return ScrubPlan(
-        needles=tuple(ordered), separators=frozen, _delete=dict.fromkeys(map(ord, frozen))
+        needles=tuple(ordered),
+        separators=frozen,
+        _delete=dict.fromkeys(map(ord, frozen)),
+        _delete_ascii=ascii_bytes(frozen),
     )
 
 

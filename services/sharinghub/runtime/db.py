@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -86,3 +87,17 @@ class UnitOfWork:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """A sessionmaker that does not expire objects on commit (handlers read after commit)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def insert_new(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows`, skipping any whose primary key is already there (one statement, no
+    read first: idempotent effects are re-written on redelivery)."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        conn.execute(sqlite.insert(table).on_conflict_do_nothing(), rows)
+    elif dialect == "postgresql":
+        conn.execute(postgresql.insert(table).on_conflict_do_nothing(), rows)
+    else:  # pragma: no cover - only the two supported backends
+        raise ValueError(f"sharinghub supports SQLite and PostgreSQL, not {dialect}")
