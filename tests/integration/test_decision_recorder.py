@@ -70,9 +70,20 @@ def test_records_and_joined_writes_land_together(engine: Engine) -> None:
     assert [(c.case_id, status) for c, status in stored] == [("rr-1", "open")]
     # replayed: the same writes again change nothing
     again = recorder.prepare(effects(5), writes=writes)
-    assert again.new_records == 0 and len(again.outputs) == 5  # not yet marked dispatched
+    assert again.new_records == 0
+    assert again.outputs == []  # the first batch is still sending them
     assert count(engine, ConsentDeliveryRow) == 2 and count(engine, ReviewCaseRow) == 1
     assert AuditLedger(engine).verify().rows_checked == 5
+
+
+def test_released_effects_are_sent_by_the_replay(engine: Engine) -> None:
+    recorder = DecisionRecorder(engine, AuditLedger(engine))
+    first = recorder.prepare(effects(3))
+    assert recorder.prepare(effects(3)).outputs == []  # claimed by the batch in flight
+    recorder.release(first.keys)  # that batch was abandoned before the broker took it
+    replay = recorder.prepare(effects(3))
+    assert [o.value for o in replay.outputs] == [o.value for o in first.outputs]
+    assert replay.new_records == 0  # audited once
 
 
 def test_a_failing_write_leaves_no_audit_record_behind(engine: Engine) -> None:

@@ -159,11 +159,15 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         if prepared and prepared.replays:
             log.info("replayed envelopes ignored", extra={"count": prepared.replays})
 
-        async def mark() -> None:
-            if prepared is not None:
-                await asyncio.to_thread(recorder.mark_dispatched, prepared.keys)
+        if prepared is None:
+            return Batch(out)
+        dispatched = prepared.keys
 
-        return Batch([*out, *(prepared.outputs if prepared else [])], after_publish=mark)
+        async def mark() -> None:
+            await asyncio.to_thread(recorder.mark_dispatched, dispatched)
+
+        release = partial(recorder.release, dispatched)
+        return Batch([*out, *prepared.outputs], after_publish=mark, on_abandon=release)
 
     return StageService(
         name="sharinghub-delivery",

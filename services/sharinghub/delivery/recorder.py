@@ -10,6 +10,7 @@ same ids, so readers can drop it.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,11 +63,19 @@ class Prepared:
 
 
 class DecisionRecorder:
-    """Ledger + dispatch log. Blocking (SQL): call from a worker thread."""
+    """Ledger + dispatch log. Blocking (SQL): call from a worker thread.
+
+    Effects `prepare` hands out are *claimed* until `mark_dispatched` or `release`: a batch
+    processed while an earlier one is still being acknowledged (see `pipeline`) must not send
+    an effect again that the earlier batch is sending. Every caller of `prepare` therefore
+    marks or releases the keys it got, whatever happens.
+    """
 
     def __init__(self, engine: Engine, ledger: AuditLedger) -> None:
         self._engine = engine
         self._ledger = ledger
+        self._claimed: set[str] = set()
+        self._lock = threading.Lock()
 
     def prepare(self, effects: Sequence[Effect], *, writes: Sequence[Write] = ()) -> Prepared:
         """Append audit records and return the messages not yet dispatched.
@@ -94,7 +103,9 @@ class DecisionRecorder:
                 else set()
             )
             conn.commit()
-        todo = [e for k, e in unique.items() if k not in done]
+        with self._lock:
+            todo = [e for k, e in unique.items() if k not in done and k not in self._claimed]
+            self._claimed.update(e.key for e in todo)
         return Prepared(
             outputs=[o for e in todo for o in e.outputs],
             keys=[e.key for e in todo],
@@ -109,3 +120,10 @@ class DecisionRecorder:
         now = utcnow()
         with self._engine.begin() as conn:
             insert_new(conn, _DISPATCH, [{"effect_key": k, "dispatched_at": now} for k in keys])
+        self.release(keys)
+
+    def release(self, keys: Sequence[str]) -> None:
+        """Give up claims on effects whose messages were not all acknowledged (their batch is
+        processed again and sends them)."""
+        with self._lock:
+            self._claimed.difference_update(keys)

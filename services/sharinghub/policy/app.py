@@ -177,7 +177,8 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 await asyncio.to_thread(reviews.record_decision, review_decision, status)
 
         outputs = [*out, *(prepared.outputs if prepared else [])]
-        return Batch(outputs, after_publish=after_publish)
+        release = partial(recorder.release, prepared.keys) if prepared is not None else None
+        return Batch(outputs, after_publish=after_publish, on_abandon=release)
 
     async def on_review_decisions(items: list[Item]) -> Batch:
         now = utcnow()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -24,19 +23,12 @@ from sharinghub.runtime.metrics import (
     ConsumerLagSampler,
     MetricsEndpoint,
     Sample,
-    hub_metrics,
     setup_metrics,
 )
 from sharinghub.runtime.periodic import PeriodicTask
+from sharinghub.runtime.pipeline import BatchPipeline
 from sharinghub.runtime.settings import Settings
-from sharinghub.runtime.stage import (
-    Batch,
-    Item,
-    Output,
-    RetryBackoff,
-    end_item_spans,
-    start_item_spans,
-)
+from sharinghub.runtime.stage import Batch, Item, Output
 from sharinghub.runtime.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -111,7 +103,7 @@ class StageService:
         self._known_topics: set[str] = set()
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
-        self._backoff = RetryBackoff()
+        self._pipelines: list[BatchPipeline] = []
         # Bulk work pauses at its next chunk while an urgent-lane batch is in this process.
         self._urgent_idle = asyncio.Event()
         self._urgent_idle.set()
@@ -139,6 +131,7 @@ class StageService:
         self.app.on_startup(self._start_producer)
         self.app.on_startup(self._start_metrics)
         self.app.on_startup(self._run_startup_hooks)
+        self.app.on_shutdown(self._close_pipelines)
         self.app.on_shutdown(self._run_shutdown_hooks)
         self.app.on_shutdown(self._stop_metrics)
         # After the subscribers stopped: a batch finishing during shutdown can still publish.
@@ -225,6 +218,20 @@ class StageService:
         group_id: str,
     ) -> None:
         s = self.settings
+        urgent_lane = is_urgent_lane(topics_in)
+        # Chunks only serve an urgent lane in the same process; a bulk-only process takes
+        # whole batches (fewer transactions and acknowledgement waits per request).
+        shares_process = not urgent_lane and s.lane == "all"
+        pipeline = BatchPipeline(
+            stage=self.stage,
+            processor=processor,
+            send_all=self.send_all,
+            chunk=s.bulk_chunk_records if shares_process else s.batch_max_records,
+            depth=s.pipeline_depth,
+            # bulk work waits while an urgent batch is being processed in this process
+            may_start=None if urgent_lane else self._urgent_idle.wait,
+        )
+        self._pipelines.append(pipeline)
         subscriber = self.broker.subscriber(
             *topics_in,
             batch=True,
@@ -239,15 +246,11 @@ class StageService:
             ),
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=max(s.session_timeout_ms // 3, 300),
-            ack_policy=AckPolicy.NACK_ON_ERROR,
+            # the pipeline commits each batch itself, once its messages are acknowledged
+            ack_policy=AckPolicy.MANUAL,
+            listener=pipeline.listener,
             decoder=_raw_body,
         )
-
-        urgent_lane = is_urgent_lane(topics_in)
-        # Chunks only serve an urgent lane in the same process; a bulk-only process takes
-        # whole batches (fewer transactions and acknowledgement waits per request).
-        shares_process = not urgent_lane and s.lane == "all"
-        chunk = s.bulk_chunk_records if shares_process else s.batch_max_records
 
         async def on_batch(body: Any, msg: KafkaMessage) -> None:
             records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
@@ -255,7 +258,7 @@ class StageService:
                 self._urgent_batches += 1
                 self._urgent_idle.clear()
             try:
-                await self._process(records, processor, chunk, urgent_lane)
+                await pipeline.submit(records, msg.consumer)
             finally:
                 if urgent_lane:
                     self._urgent_batches -= 1
@@ -264,55 +267,9 @@ class StageService:
 
         subscriber(on_batch)
 
-    async def _process(
-        self,
-        records: Sequence[Any],
-        processor: Callable[[list[Item]], Awaitable[Batch]],
-        chunk: int,
-        urgent_lane: bool,
-    ) -> None:
-        """Process one consumed batch: spans, chunks, publication, metrics.
-
-        Raises (so FastStream rewinds the batch) when any chunk's processing, publication or
-        after-publish hook fails.
-        """
-        items = start_item_spans(self.stage, records)
-        started, t0 = time.time(), time.perf_counter()
-        outputs: list[Output] = []
-        # A bulk batch is worked through in chunks, each sent before the next starts, and a
-        # chunk waits while an urgent batch is in this process: the urgent lane waits for at
-        # most one bulk chunk per stage. Offsets are committed only after every ack.
-        in_flight: list[Awaitable[object]] = []
-        try:
-            for i in range(0, len(items), chunk):
-                if not urgent_lane:
-                    await self._urgent_idle.wait()
-                result = await processor(items[i : i + chunk])
-                acks = await self.send_all(result.outputs)
-                if result.after_publish is not None:
-                    # Effects are marked dispatched only once acknowledged, and before the
-                    # next chunk is prepared (it must see the marks to skip replays).
-                    await acks
-                    await result.after_publish()
-                else:
-                    in_flight.append(acks)  # the next chunk is worked on meanwhile
-                outputs += result.outputs
-            await asyncio.gather(*in_flight)
-        except Exception as exc:
-            # Infrastructure failure (broker, database): the batch is rewound and retried.
-            log.exception(
-                "batch failed; it will be redelivered",
-                extra={"stage": self.stage.value, "size": len(items)},
-            )
-            # Let sends still in flight settle, so none is pending when the batch is retried.
-            await asyncio.gather(*in_flight, return_exceptions=True)
-            end_item_spans(items, exc)
-            hub_metrics().batch_failed(self.stage, exc)
-            await self._backoff.failure()
-            raise
-        self._backoff.success()
-        end_item_spans(items)
-        hub_metrics().batch_done(self.stage, items, outputs, started, time.perf_counter() - t0)
+    async def _close_pipelines(self) -> None:
+        # Before the subscribers stop: what is in flight is committed, nothing new starts.
+        await asyncio.gather(*(p.close() for p in self._pipelines))
 
     async def ensure_topic(self, topic: str) -> None:
         """Create a topic (an agency inbox) the first time this process writes to it."""

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         description="In a process serving both lanes, bulk batches are processed and published "
         "in chunks of this size, so the urgent lane waits at most one chunk.",
     )
+    pipeline_depth: int = Field(
+        default=8,
+        ge=1,
+        le=16,
+        description="Batches a subscription has in flight: the next is processed while the "
+        "earlier ones are acknowledged and committed (1: one batch at a time).",
+    )
     batch_timeout_ms: int = Field(default=20, ge=1, description="Max wait to fill a batch.")
     fetch_max_wait_ms: int = Field(
         default=10, ge=1, description="Broker fetch wait of the request lanes (latency)."
@@ -115,7 +122,7 @@ class Settings(BaseSettings):
         ge=0,
         le=19,
         description="Lower this process's CPU priority (`up --urgent-processes` gives bulk "
-        "processes 10, so urgent-lane processes win the CPU when both have work).",
+        "processes 4, so urgent-lane processes win the CPU when both have work).",
     )
     metrics_port: int | None = Field(
         default=None,

@@ -78,11 +78,14 @@ class Item:
 
 @dataclass
 class Batch:
-    """What a processor returns: messages to publish, plus an optional after-publish hook
-    (e.g. marking effects as dispatched) that runs before the offsets are committed."""
+    """What a processor returns: messages to publish, an optional after-publish hook that
+    runs once the broker acknowledged them, before the offsets are committed (marking
+    effects dispatched), and an optional hook for a batch abandoned without it (releasing
+    what the batch had claimed, so its replay sends it)."""
 
     outputs: list[Output] = field(default_factory=list)
     after_publish: Callable[[], Awaitable[None]] | None = None
+    on_abandon: Callable[[], None] | None = None
 
 
 Processor = Callable[[list[Item]], Awaitable[Batch]]
@@ -111,11 +114,14 @@ def start_item_spans(stage: Stage, records: Sequence[ConsumerRecord[bytes, bytes
     ]
 
 
-def end_item_spans(items: Sequence[Item], error: BaseException | None = None) -> None:
+def end_item_spans(
+    items: Sequence[Item], error: BaseException | None = None, *, end_ns: int | None = None
+) -> None:
+    """End the records' spans (at `end_ns` if given: when their messages were sent)."""
     if error is not None:
         for it in items:
             it.span.set_error(type(error).__name__)
-    record_spans.finish([it.span for it in items])
+    record_spans.finish([it.span for it in items], end_ns)
 
 
 def rejection(
