@@ -71,7 +71,7 @@ def test_report_table_states_each_target_with_its_figure() -> None:
         "throughput_ratio": 0.1,
         "pipeline_cpu_ms_per_request": {"consent-bulk-0": 0.4, "broker": 0.6},
         "urgent_lane": {"unloaded_p99_ms": 120.0, "saturated_p99_ms": 200.0},
-        "tracing_overhead_pct": 5.0,
+        "tracing": {"overhead_throughput_pct": 5.0, "overhead_cpu_pct": 3.5, "repeats": 2},
         "delivery_accounting": {
             "lost": 0,
             "duplicated_outcomes": 1,
@@ -83,3 +83,4 @@ def test_report_table_states_each_target_with_its_figure() -> None:
     assert "consent-bulk-0 0.4, broker 0.6" in text
     assert "120.0 / 200.0" in text
     assert "0 / 1 / 2" in text
+    assert "5.0% throughput, 3.5% CPU per request" in text

@@ -51,6 +51,8 @@ def test_a_lane_consumes_only_its_topics(
     groups = {sub.group_id for sub in service.broker.subscribers}  # what FastStream will join
     assert ("sharinghub-policy" in groups) is bulk
     assert ("sharinghub-policy-urgent" in groups) is urgent
+    # review decisions have a group of their own: its members never rebalance the lanes
+    assert ("sharinghub-policy-control" in groups) is reviews
 
 
 def test_an_unknown_lane_is_refused_with_the_choices(tmp_path: Path) -> None:

@@ -41,6 +41,17 @@ Hook = Callable[[], Awaitable[None]]
 CONTROL_TOPICS = frozenset({hub_topics.REVIEW_DECISIONS, hub_topics.RETRACTION_ACKS})
 
 
+def group_for(group_id: str, topics_in: Sequence[str]) -> str:
+    """The consumer group of a subscription. The urgent lane has its own (its fetches never
+    queue behind bulk work) and so do the human-paced control topics: in a group with the
+    request lane, every start of either member would stop both for a rebalance."""
+    if is_urgent_lane(topics_in):
+        return f"{group_id}-urgent"
+    if set(topics_in) <= CONTROL_TOPICS:
+        return f"{group_id}-control"
+    return group_id
+
+
 def is_urgent_lane(topics_in: Sequence[str]) -> bool:
     """A subscription belongs to the urgent lane when all its topics are urgent-lane ones."""
     return all(hub_topics.is_urgent(t) for t in topics_in)
@@ -112,8 +123,7 @@ class StageService:
         for topics_in, processor in subscriptions:
             if not self.serves(topics_in):
                 continue
-            # The urgent lane is its own consumer group: its fetches never queue behind bulk.
-            group = f"{group_id}-urgent" if is_urgent_lane(topics_in) else group_id
+            group = group_for(group_id, topics_in)
             self._subscribe(topics_in, processor, group)
             groups.setdefault(group, []).extend(topics_in)
         self._metrics: MetricsEndpoint | None = None

@@ -27,6 +27,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         **({} if args.bulk_nice is None else {"bulk_nice": args.bulk_nice}),
         tracing=not args.no_tracing,
         tracing_overhead=not args.no_tracing and not args.quick,
+        tracing_repeats=args.tracing_repeats,
         urgent=not args.quick,
         soak_seconds=args.soak,
         soak_rate=args.soak_rate,
@@ -78,6 +79,13 @@ def register(sub: Any) -> None:
     )
     b.add_argument("--partitions", type=int, default=3)
     b.add_argument("--no-tracing", action="store_true")
+    b.add_argument(
+        "--tracing-repeats",
+        type=int,
+        default=2,
+        help="tracing overhead: bursts on fresh hubs with tracing on and off, alternated, "
+        "this many times each (default 2)",
+    )
     b.add_argument("--quick", action="store_true", help="skip urgent-lane and tracing phases")
     b.add_argument("--soak", type=float, default=0.0, help="soak seconds (RSS per service)")
     b.add_argument("--soak-only", action="store_true", help="only the soak (with --soak SECONDS)")

@@ -39,10 +39,11 @@ def table(f: dict[str, Any]) -> str:
             f"urgent p99 ms unloaded / saturated      {_fmt(u['unloaded_p99_ms'])} / "
             f"{_fmt(u['saturated_p99_ms'])}   (target ≤ 2× unloaded)"
         )
-    if "tracing_overhead_pct" in f:
+    if t := f.get("tracing"):
         rows.append(
-            f"tracing overhead                        {f['tracing_overhead_pct']}% throughput, "
-            f"{f.get('tracing_overhead_cpu_pct', '-')}% CPU per request   (target ≤ 10%)"
+            f"tracing overhead                        {t['overhead_throughput_pct']}% throughput, "
+            f"{t['overhead_cpu_pct']}% CPU per request   (target ≤ 10%; "
+            f"same load on/off, {t['repeats']}× alternated)"
         )
     if soak := f.get("soak"):
         warm, end = soak["rss_mb_after_warmup"], soak["rss_mb_end"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -47,6 +48,7 @@ class BenchConfig:
     bulk_nice: int = BULK_NICE
     tracing: bool = True
     tracing_overhead: bool = True
+    tracing_repeats: int = 2
     urgent: bool = True
     soak_seconds: float = 0.0
     soak_rate: int = 50
@@ -478,31 +480,53 @@ class Bench:
             sys.stdout.write(f"soak for {cfg.soak_seconds:.0f} s (fresh hub) …\n")
             self.results.put("soak", self.with_hub("soak", self.soak))
         if cfg.tracing_overhead and cfg.tracing:
-            sys.stdout.write("tracing off: same burst (fresh hub) …\n")
-            load2 = generate(
-                200 + cfg.requests, id_prefix="notrace", narrative_words=cfg.narrative_words
-            )
-            measured = self.with_hub(
-                "notracing", lambda h: self.measure(h, load2, full=False), load2, tracing=False
-            )
-            off = measured["pipeline_burst"]
-            on = self.results.figures["pipeline_burst"]["per_second"]
-            self.results.put("tracing_off_burst", off)
-            self.results.put(
-                "tracing_overhead_pct",
-                round((off["per_second"] - on) / max(off["per_second"], 1) * 100, 1),
-            )
-            # CPU per request is far less sensitive to the machine's noise than a burst's rate.
-            cpu_on = sum(self.results.figures["pipeline_cpu_ms_per_request"].values())
-            cpu_off = sum(measured["pipeline_cpu_ms_per_request"].values())
-            self.results.put(
-                "tracing_off_cpu_ms_per_request", measured["pipeline_cpu_ms_per_request"]
-            )
-            self.results.put(
-                "tracing_overhead_cpu_pct", round((cpu_on - cpu_off) / max(cpu_off, 1e-9) * 100, 1)
-            )
+            self.results.put("tracing", self.tracing_overhead())
         self.summarise()
         return self.results
+
+    def tracing_overhead(self) -> dict[str, Any]:
+        """The same burst on hubs alike in everything but tracing, alternated (on, off, on,
+        off …) so a drift of the machine's speed weighs on both sides."""
+        cfg = self.cfg
+        load = generate(
+            200 + cfg.requests,
+            id_prefix="tracing",
+            narrative_words=cfg.narrative_words,
+            directives_per_client=cfg.directives,
+        )
+        runs: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+        for i in range(cfg.tracing_repeats):
+            for tracing in (True, False):
+                sys.stdout.write(
+                    f"  tracing {'on' if tracing else 'off'} ({i + 1}/{cfg.tracing_repeats}) …\n"
+                )
+                runs[tracing].append(
+                    self.with_hub(
+                        f"tracing-{'on' if tracing else 'off'}",
+                        lambda h: self.measure(h, load, full=False),
+                        load,
+                        tracing=tracing,
+                    )
+                )
+
+        def rate(side: bool) -> float:
+            return statistics.mean(float(r["pipeline_burst"]["per_second"]) for r in runs[side])
+
+        def cpu(side: bool) -> float:
+            return statistics.mean(
+                float(sum(r["pipeline_cpu_ms_per_request"].values())) for r in runs[side]
+            )
+
+        return {
+            "repeats": cfg.tracing_repeats,
+            "on_per_second": [r["pipeline_burst"]["per_second"] for r in runs[True]],
+            "off_per_second": [r["pipeline_burst"]["per_second"] for r in runs[False]],
+            "on_cpu_ms_per_request": round(cpu(True), 3),
+            "off_cpu_ms_per_request": round(cpu(False), 3),
+            # throughput lost with tracing on, and CPU added per request
+            "overhead_throughput_pct": round((rate(False) - rate(True)) / rate(False) * 100, 1),
+            "overhead_cpu_pct": round((cpu(True) - cpu(False)) / cpu(False) * 100, 1),
+        }
 
     def summarise(self) -> None:
         f = self.results.figures
