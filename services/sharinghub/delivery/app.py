@@ -11,7 +11,6 @@ from sharinghub.consent.domain import withdrawn_categories
 from sharinghub.consent.retractions import record_deliveries_on
 from sharinghub.consent.store import ConsentRegistry
 from sharinghub.contracts import (
-    ConsentAssessment,
     DataCategory,
     Envelope,
     Outcome,
@@ -35,6 +34,7 @@ from sharinghub.runtime.stage import Batch, Item, Output, rejection, security_re
 from sharinghub.runtime.stamps import StageKeys, verify_doc
 
 log = logging.getLogger(__name__)
+Support = envelope_doc.ConsentSupportView
 FULL_CHAIN = (Stage.CONSENT, Stage.POLICY, Stage.REDACTION)
 
 
@@ -51,7 +51,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     async def on_redacted(items: list[Item]) -> Batch:
         now = utcnow()
         out: list[Output] = []
-        ready: list[tuple[Item, envelope_doc.Doc, Envelope]] = []
+        ready: list[tuple[Item, envelope_doc.Doc, Envelope, Support | None]] = []
         for item in items:
             try:
                 doc = envelope_doc.parse(item.value, max_bytes=max_bytes)
@@ -64,7 +64,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 out.extend(security_refusal(item, Stage.DELIVERY, problem, request_id))
                 continue
             try:
-                env = verified_envelope(doc)
+                env, support = verified_envelope(doc)
             except InvalidMessage as exc:
                 out.extend(rejection(item, Stage.DELIVERY, exc, now=now))
                 continue
@@ -74,9 +74,9 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 continue
             item.span.set_attribute("sharinghub.request_id", env.request_id)
             item.received_at = env.received_at
-            ready.append((item, doc, env))
+            ready.append((item, doc, env, support))
         needs_recheck = {
-            e.request.subject_id for _, _, e in ready if e.policy and e.policy.consent_based
+            e.request.subject_id for _, _, e, _ in ready if e.policy and e.policy.consent_based
         }
         current = (
             await asyncio.to_thread(registry.current_for_subjects, needs_recheck)
@@ -86,17 +86,15 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         effects: list[Effect] = []
         cases: list[CaseToOpen] = []
         consent_deliveries: list[tuple[str, str, str, datetime]] = []
-        for item, doc, env in ready:
+        for item, doc, env, support in ready:
             decision = env.policy
             assert decision is not None
             seq = 2 if decision.decided_by else 1
             withdrawn: list[DataCategory] = []
             if decision.consent_based:
-                assert env.consent is not None  # loaded for consent-based decisions
+                assert support is not None  # loaded for consent-based decisions
                 # only what rested on consent and had a consent's support when decided
-                consent_cats = [
-                    c for c in decision.consent_categories if c in env.consent.supported
-                ]
+                consent_cats = [c for c in decision.consent_categories if c in support.supported]
                 withdrawn = withdrawn_categories(
                     env.request, consent_cats, current.get(env.request.subject_id, []), now=now
                 )
@@ -182,17 +180,21 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     )
 
 
-def verified_envelope(doc: envelope_doc.Doc) -> Envelope:
-    """The sections the gate uses, validated (their stamps were verified first). The consent
-    assessment is only needed where the delivery rests on consent (the re-check)."""
+def verified_envelope(doc: envelope_doc.Doc) -> tuple[Envelope, Support | None]:
+    """The sections the gate uses, validated (their stamps were verified first), and what the
+    consent re-check needs of the consent assessment where the delivery rests on consent."""
     policy = envelope_doc.section(doc, "policy", PolicyDecision)
-    return Envelope.model_construct(
+    envelope = Envelope.model_construct(
         request=envelope_doc.section(doc, "request", SharingRequest),
         received_at=envelope_doc.received_at(doc),
-        consent=envelope_doc.section(doc, "consent", ConsentAssessment)
-        if policy.consent_based
-        else None,
+        consent=None,
         policy=policy,
         redaction=envelope_doc.section(doc, "redaction", RedactionResult),
         stamps=[],
     )
+    support = (
+        envelope_doc.section(doc, "consent", envelope_doc.ConsentSupportView)
+        if policy.consent_based
+        else None
+    )
+    return envelope, support

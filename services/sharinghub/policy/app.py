@@ -9,7 +9,6 @@ from functools import partial
 
 from sharinghub.contracts import (
     URGENT_PURPOSES,
-    ConsentAssessment,
     Envelope,
     Outcome,
     ReviewCase,
@@ -85,7 +84,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
     async def on_consent_checked(items: list[Item]) -> Batch:
         now = utcnow()
         out: list[Output] = []
-        ready: list[tuple[Item, envelope_doc.Doc, Envelope]] = []
+        ready: list[tuple[Item, envelope_doc.Doc, Envelope, envelope_doc.ConsentSupportView]] = []
         for item in items:
             try:
                 doc = envelope_doc.parse(item.value, max_bytes=max_bytes)
@@ -101,30 +100,31 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 env = Envelope.model_construct(
                     request=envelope_doc.section(doc, "request", SharingRequest),
                     received_at=envelope_doc.received_at(doc),
-                    consent=envelope_doc.section(doc, "consent", ConsentAssessment),
+                    consent=None,  # what the decision needs of it is `support`
                     policy=None,
                     redaction=None,
                     stamps=[],
                 )
+                support = envelope_doc.section(doc, "consent", envelope_doc.ConsentSupportView)
             except InvalidMessage as exc:
                 out.extend(rejection(item, Stage.POLICY, exc, now=now))
                 continue
             item.span.set_attribute("sharinghub.request_id", env.request_id)
             item.received_at = env.received_at
-            ready.append((item, doc, env))
+            ready.append((item, doc, env, support))
         refused = [r for r in ready if not authorisations.allows(r[2].request)]
         ready = [r for r in ready if authorisations.allows(r[2].request)]
         decisions = await asyncio.to_thread(
-            policy.decide_many, [(e.request, assessed(e)) for _, _, e in ready], now=now
+            policy.decide_many, [(e.request, support) for _, _, e, support in ready], now=now
         )
         ready += refused
         decisions += [
             break_glass.refusal(e.request, policy.pack(e.request.jurisdiction), now)
-            for _, _, e in refused
+            for _, _, e, _ in refused
         ]
         effects: list[Effect] = []
         cases: list[CaseToOpen] = []
-        for (item, doc, env), decision in zip(ready, decisions, strict=True):
+        for (item, doc, env, _), decision in zip(ready, decisions, strict=True):
             decided = env.model_copy(update={"policy": decision})
             item.span.set_attribute("sharinghub.outcome", decision.outcome.value)
             item.span.set_attribute("sharinghub.pack_version", decision.pack_version)
@@ -279,13 +279,6 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
 def urgent(env: Envelope) -> bool:
     """Urgent purposes travel the urgent lane."""
     return env.request.purpose in URGENT_PURPOSES
-
-
-def assessed(env: Envelope) -> ConsentAssessment:
-    """The consent assessment of a verified consent-checked envelope."""
-    if env.consent is None:
-        raise ValueError("envelope has no consent assessment")
-    return env.consent
 
 
 def review_case(env: Envelope, now, due: timedelta) -> ReviewCase:  # type: ignore[no-untyped-def]

@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from sharinghub.contracts import (
     CategoryDecision,
-    ConsentAssessment,
     ConsentRef,
     DataCategory,
     Outcome,
@@ -37,6 +36,21 @@ NOTHING_ALLOWED = "step5.nothing_allowed"
 NOTHING_REVIEWABLE = "step5.nothing_reviewable"
 REVIEW_APPROVED = "review.approved"
 REVIEW_NOT_APPROVED = "review.not_approved"
+
+
+class ConsentSupport(Protocol):
+    """What a decision needs of the consent stage's assessment: the requested categories at
+    least one directive supports (with those directives) and the minors rule's flag.
+
+    A `ConsentAssessment` is one; the policy stage reads only these two fields of the
+    verified envelope instead of validating every per-directive finding it does not use.
+    """
+
+    @property
+    def supported(self) -> Mapping[DataCategory, Sequence[ConsentRef]]: ...
+
+    @property
+    def minor_self_consent(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +129,7 @@ def _by_judge(request: SharingRequest) -> bool:
 
 
 def outcome_context(
-    request: SharingRequest, consent: ConsentAssessment, derived: Derived
+    request: SharingRequest, consent: ConsentSupport, derived: Derived
 ) -> dict[str, object]:
     """Cedar context of the outcome actions (``deliver``, ``review``)."""
     f = request.facts
@@ -148,7 +162,7 @@ def outcome_context(
 
 
 def category_context(
-    request: SharingRequest, consent: ConsentAssessment, derived: Derived
+    request: SharingRequest, consent: ConsentSupport, derived: Derived
 ) -> dict[str, object]:
     """Cedar context of the category actions, without the two per-category flags.
 
@@ -169,7 +183,7 @@ def covered_by_order(request: SharingRequest, category: DataCategory) -> bool:
     return order is not None and category in order.covers_categories
 
 
-def consent_supported(consent: ConsentAssessment, category: DataCategory) -> bool:
+def consent_supported(consent: ConsentSupport, category: DataCategory) -> bool:
     """True if at least one directive supports the category (table C, consent stage)."""
     return bool(consent.supported.get(category))
 
@@ -235,16 +249,14 @@ def _cats(categories: Sequence[DataCategory]) -> str:
     return ", ".join(k.value for k in categories)
 
 
-def _consent_refs(
-    consent: ConsentAssessment, categories: Sequence[DataCategory]
-) -> list[ConsentRef]:
+def _consent_refs(consent: ConsentSupport, categories: Sequence[DataCategory]) -> list[ConsentRef]:
     refs = {(r.consent_id, r.version): r for k in categories for r in consent.supported.get(k, [])}
     return [refs[key] for key in sorted(refs)]
 
 
 def compose(
     request: SharingRequest,
-    consent: ConsentAssessment,
+    consent: ConsentSupport,
     pack: PackRules,
     derived: Derived,
     ev: Evaluation,
@@ -365,7 +377,7 @@ def _forbid_all(
 
 def _delivered(
     request: SharingRequest,
-    consent: ConsentAssessment,
+    consent: ConsentSupport,
     pack: PackRules,
     derived: Derived,
     ev: Evaluation,
@@ -420,7 +432,7 @@ def _delivered(
 
 def after_review(
     request: SharingRequest,
-    consent: ConsentAssessment,
+    consent: ConsentSupport,
     pack: PackRules,
     pending: PolicyDecision,
     *,

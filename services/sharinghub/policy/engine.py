@@ -17,14 +17,13 @@ from pathlib import Path
 import cedarpy
 
 from sharinghub.contracts import (
-    ConsentAssessment,
     DataCategory,
     Jurisdiction,
     PolicyDecision,
     SharingRequest,
 )
 from sharinghub.policy import domain
-from sharinghub.policy.domain import Derived, Evaluation, PackInfo, Verdict
+from sharinghub.policy.domain import ConsentSupport, Derived, Evaluation, PackInfo, Verdict
 from sharinghub.policy.packs import PACKS_DIR, CompiledPack, compile_pack, pack_ids
 
 __all__ = ["PackInfo", "PolicyEngine", "PolicyEvaluationError"]
@@ -45,7 +44,7 @@ class _Prepared:
     __slots__ = ("category_head", "consent", "derived", "outcome_ctx", "pack", "request")
 
     def __init__(
-        self, request: SharingRequest, consent: ConsentAssessment, pack: CompiledPack
+        self, request: SharingRequest, consent: ConsentSupport, pack: CompiledPack
     ) -> None:
         self.request = request
         self.consent = consent
@@ -130,7 +129,7 @@ class PolicyEngine:
             raise LookupError(f"no policy pack {pack_id}") from None
 
     def decide(
-        self, request: SharingRequest, consent: ConsentAssessment, *, now: datetime
+        self, request: SharingRequest, consent: ConsentSupport, *, now: datetime
     ) -> PolicyDecision:
         """Decide one request under the pack of its jurisdiction."""
         return self.decide_many([(request, consent)], now=now)[0]
@@ -139,7 +138,7 @@ class PolicyEngine:
         self,
         pack_id: str,
         request: SharingRequest,
-        consent: ConsentAssessment,
+        consent: ConsentSupport,
         *,
         now: datetime,
     ) -> PolicyDecision:
@@ -148,7 +147,7 @@ class PolicyEngine:
 
     def decide_many(
         self,
-        items: Sequence[tuple[SharingRequest, ConsentAssessment]],
+        items: Sequence[tuple[SharingRequest, ConsentSupport]],
         *,
         now: datetime,
     ) -> list[PolicyDecision]:
@@ -160,7 +159,7 @@ class PolicyEngine:
     def decide_after_review(
         self,
         request: SharingRequest,
-        consent: ConsentAssessment,
+        consent: ConsentSupport,
         pending: PolicyDecision,
         *,
         approved_categories: Collection[DataCategory],
@@ -187,7 +186,7 @@ class PolicyEngine:
 
     def _decide_all(
         self,
-        items: Sequence[tuple[SharingRequest, ConsentAssessment, CompiledPack]],
+        items: Sequence[tuple[SharingRequest, ConsentSupport, CompiledPack]],
         *,
         now: datetime,
     ) -> list[PolicyDecision]:
