@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.resources import Resource
@@ -12,6 +14,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from sharinghub.runtime import record_spans
 from sharinghub.runtime.record_spans import parse_traceparent
+from sharinghub.runtime.telemetry import JsonLinesSpanExporter
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 PARENT = "b7ad6b7169203331"
@@ -117,5 +120,25 @@ def test_with_tracing_off_the_context_passes_through_unchanged() -> None:
         assert span.headers() == {"traceparent": f"00-{TRACE}-{PARENT}-01", "tracestate": "k=v"}
         assert record_spans.start("consent process", [], {}).headers() == {}
         record_spans.finish([span])  # nothing to export, no error
+    finally:
+        record_spans._sink = previous
+
+
+def test_the_local_file_gets_the_same_lines_as_the_sdk_exporter_writes(tmp_path: Path) -> None:
+    previous = record_spans._sink
+    try:
+        direct, via_sdk = tmp_path / "direct.jsonl", tmp_path / "sdk.jsonl"
+        record_spans.configure_file(direct, "sharinghub-policy")
+        span = record_spans.start("policy process", header(), {"sharinghub.outcome": "denied"})
+        span.set_error("TimeoutError")
+        record_spans.finish([span], end_ns=span.start_ns + 5)
+        record_spans.configure(
+            SimpleSpanProcessor(JsonLinesSpanExporter(via_sdk)),
+            Resource.create({"service.name": "sharinghub-policy"}),
+        )
+        record_spans.finish([span], end_ns=span.start_ns + 5)
+        (line,) = direct.read_text().splitlines()
+        assert json.loads(line) == json.loads(via_sdk.read_text().splitlines()[0])
+        assert json.loads(line)["parent_id"] == PARENT
     finally:
         record_spans._sink = previous

@@ -93,8 +93,12 @@ def setup_tracing(service_name: str, settings: Settings) -> TracerProvider | Non
     )
     provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
-    # Per-record spans of the stages go straight to the same processor (see record_spans).
-    record_spans.configure(processor, provider.resource)
+    # Per-record spans of the stages (see record_spans): through the same processor to the
+    # collector, or straight into the local file.
+    if settings.otlp_endpoint:
+        record_spans.configure(processor, provider.resource)
+    else:
+        record_spans.configure_file(settings.resolved_trace_file(), service_name)
     return provider
 
 
