@@ -115,3 +115,20 @@ def test_opening_a_case_twice_keeps_the_first(engine: Engine) -> None:
     with engine.connect() as conn:
         rows = conn.execute(select(ReviewCaseRow.envelope_json)).scalars().all()
     assert rows == ['{"first": true}']
+
+
+def test_marks_reach_the_database_with_the_next_batch_or_a_flush(engine: Engine) -> None:
+    def another_process() -> DecisionRecorder:
+        return DecisionRecorder(engine, AuditLedger(engine))
+
+    recorder = another_process()
+    first = recorder.prepare(effects(2))
+    recorder.mark_dispatched(first.keys)
+    assert len(another_process().prepare(effects(2)).outputs) == 2  # not written yet
+    # this process knows at once, and the next batch's transaction writes them
+    assert recorder.prepare(effects(2)).outputs == []
+    assert another_process().prepare(effects(2)).outputs == []
+    later = recorder.prepare(effects(1, prefix="later"))
+    recorder.mark_dispatched(later.keys)
+    assert recorder.flush() == 1 and recorder.flush() == 0
+    assert another_process().prepare(effects(1, prefix="later")).outputs == []

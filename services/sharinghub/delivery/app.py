@@ -23,7 +23,7 @@ from sharinghub.contracts import (
 from sharinghub.delivery.audit_build import audit_record_for, outcome_event_for
 from sharinghub.delivery.gate import delivery_messages, payload_problem, retrospective_case
 from sharinghub.delivery.ledger import AuditLedger
-from sharinghub.delivery.recorder import DecisionRecorder, Effect
+from sharinghub.delivery.recorder import MARKS_FLUSH_S, DecisionRecorder, Effect
 from sharinghub.policy.reviews import CaseToOpen, open_cases_on
 from sharinghub.runtime import envelope_doc
 from sharinghub.runtime.app import StageService
@@ -162,12 +162,12 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         dispatched = prepared.keys
 
         async def mark() -> None:
-            await asyncio.to_thread(recorder.mark_dispatched, dispatched)
+            recorder.mark_dispatched(dispatched)
 
         release = partial(recorder.release, dispatched)
         return Batch([*out, *prepared.outputs], after_publish=mark, on_abandon=release)
 
-    return StageService(
+    service = StageService(
         name="sharinghub-delivery",
         stage=Stage.DELIVERY,
         settings=settings,
@@ -178,6 +178,8 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         ],
         group_id="sharinghub-delivery",
     )
+    service.on_drained(recorder.flush_in_thread, every_s=MARKS_FLUSH_S)
+    return service
 
 
 def verified_envelope(doc: envelope_doc.Doc) -> tuple[Envelope, Support | None]:

@@ -10,6 +10,7 @@ same ids, so readers can drop it.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ class DispatchRow(Base):
 
 
 _DISPATCH = cast(Table, DispatchRow.__table__)
+MARKS_FLUSH_S = 2.0
+"""Dispatch marks held in memory are written at least this often."""
 Write = Callable[[Connection], None]
 """A write that joins the recorder's transaction (see `DecisionRecorder.prepare`)."""
 
@@ -63,18 +66,26 @@ class Prepared:
 
 
 class DecisionRecorder:
-    """Ledger + dispatch log. Blocking (SQL): call from a worker thread.
+    """Ledger + dispatch log. Blocking (SQL): call `prepare` and `flush` from a worker thread.
 
     Effects `prepare` hands out are *claimed* until `mark_dispatched` or `release`: a batch
     processed while an earlier one is still being acknowledged (see `pipeline`) must not send
     an effect again that the earlier batch is sending. Every caller of `prepare` therefore
     marks or releases the keys it got, whatever happens.
+
+    Dispatch marks are kept in memory first and written with the next batch's transaction
+    (or by `flush`: periodically, before partitions are handed to another process, and at
+    shutdown), so marking costs no write transaction of its own. A mark is only consulted when
+    a batch comes again, and within this process the memory answers; a crash loses the marks
+    not yet written, and with them the protection of batches not yet committed (their replay
+    may repeat a message, with the same ids) — the same window as before the mark is written.
     """
 
     def __init__(self, engine: Engine, ledger: AuditLedger) -> None:
         self._engine = engine
         self._ledger = ledger
         self._claimed: set[str] = set()
+        self._dispatched: dict[str, datetime] = {}  # acknowledged, not yet written
         self._lock = threading.Lock()
 
     def prepare(self, effects: Sequence[Effect], *, writes: Sequence[Write] = ()) -> Prepared:
@@ -82,7 +93,8 @@ class DecisionRecorder:
 
         One transaction: the ledger append (which takes the chain's lock), then `writes` (the
         batch's other effects that must be on file before anything is published: consent
-        deliveries, review cases), then the look-up of what was already dispatched.
+        deliveries, review cases), the pending dispatch marks, then the look-up of what was
+        already dispatched.
         """
         unique: dict[str, Effect] = {}
         for effect in effects:
@@ -91,6 +103,7 @@ class DecisionRecorder:
             new = self._ledger.append_on(conn, [e.record for e in unique.values()])
             for write in writes:
                 write(conn)
+            marks = self._write_marks(conn)
             done = (
                 set(
                     conn.scalars(
@@ -104,6 +117,10 @@ class DecisionRecorder:
             )
             conn.commit()
         with self._lock:
+            for key in marks:
+                if self._dispatched.get(key) is marks[key]:
+                    del self._dispatched[key]
+            done.update(k for k in unique if k in self._dispatched)
             todo = [e for k, e in unique.items() if k not in done and k not in self._claimed]
             self._claimed.update(e.key for e in todo)
         return Prepared(
@@ -114,16 +131,41 @@ class DecisionRecorder:
         )
 
     def mark_dispatched(self, keys: Sequence[str]) -> None:
-        """Note that the broker acknowledged these effects' messages (one statement)."""
-        if not keys:
-            return
+        """Note that the broker acknowledged these effects' messages (written later)."""
         now = utcnow()
-        with self._engine.begin() as conn:
-            insert_new(conn, _DISPATCH, [{"effect_key": k, "dispatched_at": now} for k in keys])
-        self.release(keys)
+        with self._lock:
+            for key in keys:
+                self._dispatched[key] = now
+            self._claimed.difference_update(keys)
 
     def release(self, keys: Sequence[str]) -> None:
         """Give up claims on effects whose messages were not all acknowledged (their batch is
         processed again and sends them)."""
         with self._lock:
             self._claimed.difference_update(keys)
+
+    def flush(self) -> int:
+        """Write the dispatch marks still held in memory; returns how many."""
+        with self._lock:
+            if not self._dispatched:
+                return 0
+        with self._engine.connect() as conn:
+            marks = self._write_marks(conn)
+            conn.commit()
+        with self._lock:
+            for key in marks:
+                if self._dispatched.get(key) is marks[key]:
+                    del self._dispatched[key]
+        return len(marks)
+
+    async def flush_in_thread(self) -> None:
+        """`flush` off the event loop (a service's drained hook)."""
+        await asyncio.to_thread(self.flush)
+
+    def _write_marks(self, conn: Connection) -> dict[str, datetime]:
+        with self._lock:
+            marks = dict(self._dispatched)
+        insert_new(
+            conn, _DISPATCH, [{"effect_key": k, "dispatched_at": at} for k, at in marks.items()]
+        )
+        return marks

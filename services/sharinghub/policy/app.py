@@ -19,7 +19,7 @@ from sharinghub.contracts import (
 )
 from sharinghub.delivery.audit_build import audit_record_for, outcome_event_for
 from sharinghub.delivery.ledger import AuditLedger
-from sharinghub.delivery.recorder import DecisionRecorder, Effect
+from sharinghub.delivery.recorder import MARKS_FLUSH_S, DecisionRecorder, Effect
 from sharinghub.policy import break_glass
 from sharinghub.policy.engine import PolicyEngine
 from sharinghub.policy.escalation import EscalationSweeper
@@ -172,7 +172,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         async def after_publish() -> None:
             # Only once the broker has the messages: a failed publish leaves cases open.
             if prepared is not None:
-                await asyncio.to_thread(recorder.mark_dispatched, prepared.keys)
+                recorder.mark_dispatched(prepared.keys)
             for review_decision, status in decided or []:
                 await asyncio.to_thread(reviews.record_decision, review_decision, status)
 
@@ -267,6 +267,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
         group_id="sharinghub-policy",
     )
     service.sample("review-queue", review_queue_sampler(engine))
+    service.on_drained(recorder.flush_in_thread, every_s=MARKS_FLUSH_S)
     escalation = EscalationSweeper(
         reviews, service.publish_all, interval_s=settings.review_escalation_interval_s
     )

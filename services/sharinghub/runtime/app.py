@@ -115,6 +115,7 @@ class StageService:
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._pipelines: list[BatchPipeline] = []
+        self._drained: list[Hook] = []
         # Bulk work pauses at its next chunk while an urgent-lane batch is in this process.
         self._urgent_idle = asyncio.Event()
         self._urgent_idle.set()
@@ -163,6 +164,20 @@ class StageService:
 
     def on_shutdown(self, hook: Hook) -> None:
         self._shutdown.append(hook)
+
+    def on_drained(self, hook: Hook, every_s: float | None = None) -> None:
+        """Run `hook` once the batches in flight are settled: before partitions go to another
+        process, at shutdown, and (with `every_s`) periodically (e.g. writing what a stage
+        keeps in memory)."""
+        self._drained.append(hook)
+        if every_s is not None:
+            task = PeriodicTask(f"{self.name}-drained-{len(self._drained)}", hook, every_s)
+            self.on_startup(task.start)
+            self.on_shutdown(task.stop)
+
+    async def _run_drained_hooks(self) -> None:
+        for hook in self._drained:
+            await hook()
 
     def sample(self, name: str, sample: Sample) -> None:
         """Run `sample` every few seconds while /metrics is served (gauges read from stores)."""
@@ -238,6 +253,7 @@ class StageService:
             send_all=self.send_all,
             chunk=s.bulk_chunk_records if shares_process else s.batch_max_records,
             depth=s.pipeline_depth,
+            on_drained=self._run_drained_hooks,
             # bulk work waits while an urgent batch is being processed in this process
             may_start=None if urgent_lane else self._urgent_idle.wait,
         )
@@ -280,6 +296,7 @@ class StageService:
     async def _close_pipelines(self) -> None:
         # Before the subscribers stop: what is in flight is committed, nothing new starts.
         await asyncio.gather(*(p.close() for p in self._pipelines))
+        await self._run_drained_hooks()
 
     async def ensure_topic(self, topic: str) -> None:
         """Create a topic (an agency inbox) the first time this process writes to it."""

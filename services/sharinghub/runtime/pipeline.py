@@ -102,6 +102,7 @@ class BatchPipeline:
         chunk: int,
         depth: int,
         may_start: Callable[[], Awaitable[object]] | None = None,
+        on_drained: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._stage = stage
         self._processor = processor
@@ -109,6 +110,7 @@ class BatchPipeline:
         self._chunk = chunk
         self._backoff = RetryBackoff()
         self._may_start = may_start  # e.g. wait while an urgent batch runs in this process
+        self._on_drained = on_drained  # e.g. write what the stage keeps in memory
         self._slots = asyncio.Semaphore(max(1, depth))
         self._inflight: list[_Unit] = []  # from processing until committed or abandoned
         self._ready: deque[_Unit] = deque()  # handed to the committer, in order
@@ -309,6 +311,8 @@ class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         await self._pipeline.drain()
+        if self._pipeline._on_drained is not None:
+            await self._pipeline._on_drained()
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         return None
