@@ -95,8 +95,9 @@ async def test_b8_break_glass_delivery_opens_a_retrospective_review(hub: Hub, ex
     records = AuditLedger(engine).records_for_subject(request.subject_id)
     engine.dispose()
     assert found is not None
-    case, _env, _headers, status = found
+    case, status = found.case, found.status
     assert case.kind == "retrospective_review" and status == "open"
+    assert found.envelope.request.request_id == request.request_id  # kept whole, as verified
     assert case.excluded_reviewer == "pr-recovery-0042"  # someone other than the requester
     [record] = [r for r in records if r.request_id == request.request_id]
     assert record.break_glass and record.break_glass_declared_by == "pr-recovery-0042"

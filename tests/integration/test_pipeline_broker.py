@@ -74,8 +74,9 @@ async def test_a_failure_mid_stream_loses_and_skips_nothing(bootstrap: str) -> N
         for _ in range(600):  # the subscriber's loop: fetch, hand over, fetch again
             batches = await consumer.getmany(timeout_ms=50, max_records=60)
             records = [r for rs in batches.values() for r in rs]
-            if records:
+            if records:  # handed over while earlier batches are still being committed
                 await pipeline.submit(records, consumer)
+                continue
             await pipeline.drain()
             # (the embedded broker under-reports end offsets: count against N instead)
             committed = [await consumer.committed(tp) or 0 for tp in partitions]
@@ -91,5 +92,6 @@ async def test_a_failure_mid_stream_loses_and_skips_nothing(bootstrap: str) -> N
         await producer.stop()
     assert failed_once
     assert set(processed) == {str(n).encode() for n in range(N)}  # nothing lost or skipped
-    # at least once: what was rewound was processed again, nothing else
-    assert 0 < sum(c - 1 for c in processed.values()) <= 4 * 25 * 3
+    # at least once: only what was rewound (the failed chunk and what followed it, at most
+    # `depth` chunks a partition) can have been processed twice
+    assert sum(c - 1 for c in processed.values()) <= 4 * 25 * 3

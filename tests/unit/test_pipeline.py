@@ -12,6 +12,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from sharinghub.contracts import Stage
+from sharinghub.runtime import record_spans
 from sharinghub.runtime.pipeline import BatchPipeline
 from sharinghub.runtime.stage import Batch, Item, Output
 
@@ -165,23 +166,95 @@ async def test_a_failed_send_rewinds_everything_not_committed() -> None:
     await h.pipeline.close()
 
 
-async def test_a_processing_error_rewinds_and_is_retried() -> None:
+async def test_a_processing_error_rewinds_it_and_what_follows_but_earlier_batches_commit() -> None:
     h = Harness(depth=3)
     h.fail_processing_at = 3
     await h.submit(records(0, 3))
     await h.submit(records(3, 2))  # fails while the first batch is still in flight
     h.acks[0].set_result(None)
     await h.pipeline.drain()
-    assert h.consumer.commits == []  # the first batch was abandoned too
-    assert h.marked == [[b"0", b"1", b"2"]]  # … after the broker took it
-    assert (TP, 0) in h.consumer.seeks
+    assert h.consumer.commits == [{TP: 3}]  # the earlier batch is not redone
+    assert (TP, 3) in h.consumer.seeks and (TP, 0) not in h.consumer.seeks
     h.fail_processing_at = None
     await h.submit(records(7, 1))  # fetched before the rewind: dropped
-    replay = asyncio.create_task(h.submit(records(0, 5)))
+    replay = asyncio.create_task(h.submit(records(3, 2)))
     await asyncio.wait_for(replay, 2)
     h.acks[-1].set_result(None)
     await h.pipeline.drain()
-    assert h.consumer.commits == [{TP: 5}]
+    assert h.consumer.commits == [{TP: 3}, {TP: 5}]  # never backwards
+    await h.pipeline.close()
+
+
+async def test_the_rest_of_a_fetch_after_a_failure_is_rewound_on_every_partition() -> None:
+    h = Harness(depth=3, chunk=2)
+    h.fail_processing_at = 10
+    # one fetch: TP then TP2; the TP chunk fails, the TP2 chunks are never processed
+    await h.submit([*records(10, 2), *records(20, 2, TP2), *records(22, 2, TP2)])
+    await h.pipeline.drain()
+    assert h.sent == [] and h.consumer.commits == []
+    assert (TP, 10) in h.consumer.seeks and (TP2, 20) in h.consumer.seeks
+
+
+async def test_a_fetch_handed_over_after_a_failure_is_rewound_even_on_other_partitions() -> None:
+    h = Harness(depth=3)
+    await h.submit(records(0, 2))
+    h.acks[0].set_exception(RuntimeError("broker unavailable"))
+    await h.pipeline.drain()
+    # fetched before the rewind took effect, on a partition the failure did not touch
+    await h.submit(records(5, 3, TP2))
+    assert (TP2, 5) in h.consumer.seeks and len(h.sent) == 1
+    await h.pipeline.close()
+
+
+async def test_an_intake_waiting_for_a_slot_when_an_ack_fails_goes_back_whole() -> None:
+    h = Harness(depth=1)
+    await h.submit(records(0, 2))
+    waiting = asyncio.create_task(h.submit([*records(2, 2), *records(0, 2, TP2)]))
+    await h.settle()
+    h.acks[0].set_exception(RuntimeError("broker unavailable"))
+    await asyncio.wait_for(waiting, 2)
+    await h.pipeline.drain()
+    assert len(h.sent) == 1  # the waiting fetch was never processed …
+    assert {(TP, 0), (TP2, 0)} <= set(h.consumer.seeks)  # … and is fetched again
+    await h.pipeline.close()
+
+
+async def test_a_failure_before_processing_rewinds_instead_of_hanging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object) -> list[Item]:
+        raise ValueError("span could not start")
+
+    monkeypatch.setattr("sharinghub.runtime.pipeline.start_item_spans", broken)
+    h = Harness(depth=2)
+    await h.submit(records(4, 2))
+    await asyncio.wait_for(h.pipeline.drain(), 2)  # settled, not stuck in flight
+    assert h.consumer.commits == [] and (TP, 4) in h.consumer.seeks
+    await h.pipeline.close()
+
+
+def test_a_header_without_a_value_is_no_trace_context() -> None:
+    span = record_spans.start("consent process", [("traceparent", None)], {})
+    assert span.parent_id is None
+
+
+async def test_a_revocation_stops_the_intake_and_commits_what_is_in_flight() -> None:
+    h = Harness(depth=2)
+    await h.submit(records(0, 2))
+    blocked = asyncio.create_task(h.submit(records(2, 4)))  # waits for the only free slot …
+    h.pipeline._slots = asyncio.Semaphore(0)
+    await h.settle()
+    revoke = asyncio.create_task(h.pipeline.listener.on_partitions_revoked([TP]))
+    await h.settle()
+    h.acks[0].set_result(None)
+    await asyncio.wait_for(revoke, 2)
+    assert h.consumer.commits == [{TP: 2}]
+    await h.pipeline.listener.on_partitions_assigned([TP])
+    h.pipeline._slots.release()
+    seeks = list(h.consumer.seeks)
+    await asyncio.wait_for(blocked, 2)
+    assert len(h.sent) == 1  # … and, revoked meanwhile, is left to the committed offsets
+    assert h.consumer.seeks == seeks  # no seek into the new assignment
     await h.pipeline.close()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +40,8 @@ class DispatchRow(Base):
 _DISPATCH = cast(Table, DispatchRow.__table__)
 MARKS_FLUSH_S = 2.0
 """Dispatch marks held in memory are written at least this often."""
+WRITTEN_KEPT_S = 30.0
+"""…and remembered this long after, beyond any transaction that started before the write."""
 Write = Callable[[Connection], None]
 """A write that joins the recorder's transaction (see `DecisionRecorder.prepare`)."""
 
@@ -86,6 +89,8 @@ class DecisionRecorder:
         self._ledger = ledger
         self._claimed: set[str] = set()
         self._dispatched: dict[str, datetime] = {}  # acknowledged, not yet written
+        # Written lately: a transaction that started before the write may not see it yet.
+        self._written: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def prepare(self, effects: Sequence[Effect], *, writes: Sequence[Write] = ()) -> Prepared:
@@ -117,10 +122,8 @@ class DecisionRecorder:
             )
             conn.commit()
         with self._lock:
-            for key in marks:
-                if self._dispatched.get(key) is marks[key]:
-                    del self._dispatched[key]
-            done.update(k for k in unique if k in self._dispatched)
+            self._written_now(marks)
+            done.update(k for k in unique if k in self._dispatched or k in self._written)
             todo = [e for k, e in unique.items() if k not in done and k not in self._claimed]
             self._claimed.update(e.key for e in todo)
         return Prepared(
@@ -153,10 +156,19 @@ class DecisionRecorder:
             marks = self._write_marks(conn)
             conn.commit()
         with self._lock:
-            for key in marks:
-                if self._dispatched.get(key) is marks[key]:
-                    del self._dispatched[key]
+            self._written_now(marks)
+            horizon = time.monotonic() - WRITTEN_KEPT_S
+            for key in [k for k, at in self._written.items() if at < horizon]:
+                del self._written[key]
         return len(marks)
+
+    def _written_now(self, marks: dict[str, datetime]) -> None:
+        # (under the lock) a key marked again meanwhile stays to be written
+        now = time.monotonic()
+        for key, at in marks.items():
+            if self._dispatched.get(key) is at:
+                del self._dispatched[key]
+            self._written[key] = now
 
     async def flush_in_thread(self) -> None:
         """`flush` off the event loop (a service's drained hook)."""

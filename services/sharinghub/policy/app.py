@@ -23,7 +23,7 @@ from sharinghub.delivery.recorder import MARKS_FLUSH_S, DecisionRecorder, Effect
 from sharinghub.policy import break_glass
 from sharinghub.policy.engine import PolicyEngine
 from sharinghub.policy.escalation import EscalationSweeper
-from sharinghub.policy.reviews import CaseToOpen, ReviewStore, open_cases_on
+from sharinghub.policy.reviews import CaseToOpen, FoundCase, ReviewStore, open_cases_on
 from sharinghub.runtime import envelope_doc
 from sharinghub.runtime.app import SERVICE_VERSION, StageService
 from sharinghub.runtime.codec import InvalidMessage, decode, encode
@@ -192,6 +192,8 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 out.extend(rejection(item, Stage.REVIEW, exc, now=now, outcome=False))
                 continue
             found = await asyncio.to_thread(reviews.get, decision.case_id)
+            if found is not None and found.decision == decision:
+                continue  # this very decision, applied already (a replayed batch)
             refusal = review_refusal(decision, found)
             if refusal:
                 out.extend(
@@ -199,7 +201,7 @@ def create_app(settings: Settings, bootstrap_servers: str) -> StageService:
                 )
                 continue
             assert found is not None
-            _case, env, headers, _status = found
+            env, headers = found.envelope, found.trace_headers
             item.received_at = env.received_at
             assert env.policy is not None and env.consent is not None
             if decision.decision == "request_facts":
@@ -302,11 +304,13 @@ def review_case(env: Envelope, now, due: timedelta) -> ReviewCase:  # type: igno
     )
 
 
-def review_refusal(decision: ReviewDecision, found) -> tuple[str, str, str] | None:  # type: ignore[no-untyped-def]
+def review_refusal(
+    decision: ReviewDecision, found: FoundCase | None
+) -> tuple[str, str, str] | None:
     """Why a review decision cannot be applied (unknown case, closed, mismatched), or None."""
     if found is None:
         return ("unknown_case", "no review case with that id", decision.request_id)
-    case, _env, _headers, status = found
+    case, status = found.case, found.status
     if case.request_id != decision.request_id:
         return ("case_mismatch", "the case belongs to another request", decision.request_id)
     if status == "decided":

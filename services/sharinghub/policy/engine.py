@@ -9,12 +9,12 @@ run these methods in a worker thread.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
 import cedarpy
+import orjson
 
 from sharinghub.contracts import (
     DataCategory,
@@ -41,7 +41,7 @@ class PolicyEvaluationError(RuntimeError):
 class _Prepared:
     """One request's Cedar inputs, serialised once (category flags spliced in per category)."""
 
-    __slots__ = ("category_head", "consent", "derived", "outcome_ctx", "pack", "request")
+    __slots__ = ("category_head", "consent", "derived", "key", "outcome_ctx", "pack", "request")
 
     def __init__(
         self, request: SharingRequest, consent: ConsentSupport, pack: CompiledPack
@@ -53,6 +53,18 @@ class _Prepared:
         self.outcome_ctx = _dumps(domain.outcome_context(request, consent, self.derived))
         # JSON object without its closing brace: the per-category flags are appended.
         self.category_head = _dumps(domain.category_context(request, consent, self.derived))[:-1]
+        # Everything Cedar is asked about this request: equal keys, equal answers.
+        self.key = (
+            pack.info.version,
+            request.requester.agency_type.value,
+            self.derived.purpose.value,
+            self.outcome_ctx,
+            self.category_head,
+            tuple(
+                (k, domain.consent_supported(consent, k), domain.covered_by_order(request, k))
+                for k in self.derived.requested
+            ),
+        )
 
     def outcome_requests(self) -> list[dict[str, object]]:
         principal = {"type": "AgencyType", "id": self.request.requester.agency_type.value}
@@ -78,7 +90,8 @@ class _Prepared:
 
 
 def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    # compact JSON, as json.dumps(separators=(",", ":")) writes it (the values are ASCII ids)
+    return orjson.dumps(value).decode()
 
 
 _FLAGS = {
@@ -97,11 +110,15 @@ class PolicyEngine:
         ``cache_size`` bounds a memo of Cedar answers keyed by the exact Cedar input (pack
         version, principal, action, resource, context). Cedar is deterministic over a
         pack's fixed policies and entities, so a hit returns exactly what Cedar would;
-        0 disables it. Category requests repeat a lot (a few booleans per category).
+        0 disables it. Category requests repeat a lot (a few booleans per category), and so
+        do whole requests' inputs: a second memo keeps all of a request's answers by all of
+        its inputs, so a repeated combination builds no Cedar request at all.
         """
         self._packs = dict(packs)
         self._cache_size = cache_size
         self._cache: dict[tuple[str, str, str, str, str, str], Verdict] = {}
+        # The same memo one level up: all of a request's answers by all of its Cedar inputs.
+        self._evaluations: dict[tuple[object, ...], Evaluation] = {}
 
     @classmethod
     def load(cls, packs_dir: Path | None = None) -> PolicyEngine:
@@ -198,19 +215,24 @@ class PolicyEngine:
             else:
                 prepared[i] = _Prepared(request, consent, pack)
 
-        first = self._run(
-            prepared, lambda p: [*p.outcome_requests(), *p.category_requests(_DISCLOSE)]
-        )
         evaluations: dict[int, Evaluation] = {}
+        asked: dict[int, _Prepared] = {}
+        for i, p in prepared.items():
+            known = self._evaluations.get(p.key)
+            if known is None:
+                asked[i] = p
+            else:
+                evaluations[i] = known
+        first = self._run(asked, lambda p: [*p.outcome_requests(), *p.category_requests(_DISCLOSE)])
         for i, verdicts in first.items():
             p = prepared[i]
             disclose = dict(zip(p.derived.requested, verdicts[2:], strict=True))
             evaluations[i] = Evaluation(deliver=verdicts[0], review=verdicts[1], disclose=disclose)
 
         reach_needed = {
-            i: prepared[i]
+            i: asked[i]
             for i, ev in evaluations.items()
-            if domain.needs_reach(ev.deliver, ev.review)
+            if i in asked and domain.needs_reach(ev.deliver, ev.review)
         }
         second = self._run(reach_needed, lambda p: p.category_requests(_APPROVE))
         for i, verdicts in second.items():
@@ -218,6 +240,10 @@ class PolicyEngine:
             approve = dict(zip(prepared[i].derived.requested, verdicts, strict=True))
             evaluations[i] = Evaluation(ev.deliver, ev.review, ev.disclose, approve)
 
+        if self._cache_size:
+            if len(self._evaluations) + len(asked) > self._cache_size:
+                self._evaluations.clear()  # crude bound; refills from the live traffic
+            self._evaluations.update((p.key, evaluations[i]) for i, p in asked.items())
         for i, ev in evaluations.items():
             p = prepared[i]
             results[i] = domain.compose(p.request, p.consent, p.pack.rules, p.derived, ev, now=now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import cast
+from typing import NamedTuple, cast
 
 from sqlalchemy import Connection, DateTime, String, Table, Text, select
 from sqlalchemy.engine import Engine
@@ -32,6 +32,16 @@ class ReviewCaseRow(Base):
     decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     decision_json: Mapped[str | None] = mapped_column(Text, nullable=True)
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class FoundCase(NamedTuple):
+    """A stored review case as the policy stage reads it back."""
+
+    case: ReviewCase
+    envelope: Envelope
+    trace_headers: dict[str, str]
+    status: str
+    decision: ReviewDecision | None
 
 
 CaseToOpen = tuple[ReviewCase, Envelope | bytes, dict[str, str]]
@@ -77,17 +87,20 @@ class ReviewStore:
         with self._engine.begin() as conn:
             open_cases_on(conn, cases)
 
-    def get(self, case_id: str) -> tuple[ReviewCase, Envelope, dict[str, str], str] | None:
-        """(case, envelope, trace headers, status) or None."""
+    def get(self, case_id: str) -> FoundCase | None:
+        """The case, its envelope, trace headers, status and decision (if decided), or None."""
         with self._sessions() as session:
             row = session.get(ReviewCaseRow, case_id)
             if row is None:
                 return None
-            return (
+            return FoundCase(
                 ReviewCase.model_validate_json(row.case_json),
                 Envelope.model_validate_json(row.envelope_json),
                 json.loads(row.trace_headers or "{}"),
                 row.status,
+                ReviewDecision.model_validate_json(row.decision_json)
+                if row.decision_json
+                else None,
             )
 
     def record_decision(self, decision: ReviewDecision, status: str) -> None:

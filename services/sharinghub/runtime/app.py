@@ -296,7 +296,10 @@ class StageService:
     async def _close_pipelines(self) -> None:
         # Before the subscribers stop: what is in flight is committed, nothing new starts.
         await asyncio.gather(*(p.close() for p in self._pipelines))
-        await self._run_drained_hooks()
+        try:
+            await self._run_drained_hooks()
+        except Exception:  # the shutdown goes on (leave the group, stop the producer)
+            log.exception("drained hook failed at shutdown", extra={"service": self.name})
 
     async def ensure_topic(self, topic: str) -> None:
         """Create a topic (an agency inbox) the first time this process writes to it."""

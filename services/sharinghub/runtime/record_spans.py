@@ -186,11 +186,15 @@ def _new_id(bits: int) -> int:
 
 
 def start(
-    name: str, headers: Iterable[tuple[str, bytes]] | None, attributes: dict[str, AttributeValue]
+    name: str,
+    headers: Iterable[tuple[str, bytes | None]] | None,
+    attributes: dict[str, AttributeValue],
 ) -> RecordSpan:
     """A span for one record, child of the context in its Kafka headers (or a new trace)."""
     traceparent = tracestate = None
     for key, value in headers or ():
+        if not value:  # Kafka headers may have no value
+            continue
         if key == "traceparent":
             traceparent = value.decode("latin-1")
         elif key == "tracestate":
