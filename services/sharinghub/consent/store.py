@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -53,8 +54,13 @@ ConsentEvent = ConsentGranted | ConsentRevoked
 class ConsentRegistry:
     """Append-only store of consent directive versions with the queries the stages need."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, parsed_cache: int = 10_000) -> None:
         self._sessions = session_factory(engine)
+        # A directive version never changes once stored, so its parsed form can be reused:
+        # the delivery gate re-reads a client's directives for every consent-based delivery.
+        self._parsed: OrderedDict[tuple[str, int], ConsentDirective] = OrderedDict()
+        self._parsed_cap = parsed_cache
+        self._parsed_lock = threading.Lock()
 
     def apply(self, events: Sequence[ConsentEvent], *, now: datetime) -> list[ApplyResult]:
         """Record a batch of directive events in one transaction, in order.
@@ -169,8 +175,21 @@ class ConsentRegistry:
             ).all()
         latest = latest_per_consent(rows)
         for row in sorted(latest.values(), key=lambda r: r.consent_id):
-            out[row.subject_id].append(ConsentDirective.model_validate_json(row.directive_json))
+            out[row.subject_id].append(self._parse(row.consent_id, row.version, row.directive_json))
         return out
+
+    def _parse(self, consent_id: str, version: int, text: str) -> ConsentDirective:
+        key = (consent_id, version)
+        with self._parsed_lock:
+            found = self._parsed.get(key)
+        if found is not None:
+            return found
+        directive = ConsentDirective.model_validate_json(text)
+        with self._parsed_lock:
+            self._parsed[key] = directive
+            while len(self._parsed) > self._parsed_cap:
+                self._parsed.popitem(last=False)
+        return directive
 
     def history(self, consent_id: str) -> list[ConsentDirective]:
         """Every version of one directive, oldest first."""

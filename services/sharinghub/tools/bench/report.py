@@ -57,6 +57,13 @@ def table(f: dict[str, Any]) -> str:
                 "soak backlog not drained: "
                 f"{soak.get('not_completed_when_drain_ended')} requests without an outcome yet"
             )
+    if cal := f.get("machine_calibration_ms"):
+        drift = (max(cal) - min(cal)) / min(cal)
+        rows.append(
+            f"machine speed through the run           {' → '.join(map(str, cal))} ms "
+            f"(fixed workload; spread {drift:.0%}"
+            + (": phases not strictly comparable)" if drift > 0.15 else ")")
+        )
     if "delivery_accounting" in f:
         a = f["delivery_accounting"]
         rows.append(

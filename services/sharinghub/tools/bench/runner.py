@@ -100,6 +100,19 @@ def relay_messages(load: Load, tag: str) -> list[Message]:
     ]
 
 
+def calibration_ms() -> float:
+    """Wall time of a fixed pure-Python workload (~0.1 s, best of 3). This machine's speed drifts (a
+    shared virtual machine); noted through a run, it tells how comparable its phases are."""
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i % 7
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1000, 1)
+
+
 def rss_mb(pid: int) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -464,15 +477,18 @@ class Bench:
         # The relay first, then the pipeline, each on an embedded broker of its own with
         # nothing else running: neither pays for the other's idle consumers, and neither
         # inherits the other's data (the embedded broker slows down as its topics fill).
+        calibration = [calibration_ms()]
         sys.stdout.write("measuring the bare relay (on a broker of its own) …\n")
         for key, value in self.run_relay(load).items():
             self.results.put(key, value)
+        calibration.append(calibration_ms())
         # Every phase gets a fresh hub (and so a fresh broker): no figure depends on the
         # data earlier phases left behind.
         sys.stdout.write("measuring the pipeline (four services) …\n")
         rates = self.with_hub("rates", lambda h: self.measure(h, load, full=True), load)
         for key, value in rates.items():
             self.results.put(key, value)
+        calibration.append(calibration_ms())
         if cfg.urgent:
             sys.stdout.write("urgent lane under a bulk backlog (fresh hub) …\n")
             self.results.put("urgent_lane", self.with_hub("urgent", self.urgent_lane))
@@ -481,6 +497,9 @@ class Bench:
             self.results.put("soak", self.with_hub("soak", self.soak))
         if cfg.tracing_overhead and cfg.tracing:
             self.results.put("tracing", self.tracing_overhead())
+        calibration.append(calibration_ms())
+        # before the relay, after it, after the pipeline's burst and rates, at the end
+        self.results.put("machine_calibration_ms", calibration)
         self.summarise()
         return self.results
 
