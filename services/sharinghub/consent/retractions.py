@@ -11,11 +11,11 @@ from typing import cast
 
 from sqlalchemy import Connection, DateTime, String, Table, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from sharinghub.consent.store import ConsentVersionRow, latest_per_consent
 from sharinghub.contracts import ConsentDirective, RetractionAck, RetractionNotice
-from sharinghub.runtime.db import Base, insert_new, session_factory
+from sharinghub.runtime.db import Base, insert_new, session_factory, stored_utc
 
 RETRACTION_TEXT = (
     "The client has withdrawn the consent these disclosures relied on. Stop further use and "
@@ -133,21 +133,42 @@ class RetractionStore:
                             request_ids=row.request_ids.split(","),
                             revoked_at=directive.revoked_at,
                             message=RETRACTION_TEXT,
-                            issued_at=row.issued_at,
+                            issued_at=stored_utc(row.issued_at),
                         ),
                     )
                 )
             return out
 
     @staticmethod
-    def _revoked(session, now: datetime) -> dict[str, ConsentDirective]:  # type: ignore[no-untyped-def]
-        ids = select(ConsentDeliveryRow.consent_id).distinct()
+    def _revoked(session: Session, now: datetime) -> dict[str, ConsentDirective]:
+        """Revoked consents still owing a notice: only consents with a stored revocation and a
+        delivery no published notice covers, so each sweep costs what is outstanding, not the
+        whole history of deliveries and directives."""
+        covered = (
+            select(RetractionRow.retraction_id)
+            .where(
+                RetractionRow.consent_id == ConsentDeliveryRow.consent_id,
+                RetractionRow.recipient_agency_id == ConsentDeliveryRow.recipient_agency_id,
+                RetractionRow.published_at.is_not(None),
+                RetractionRow.issued_at >= ConsentDeliveryRow.delivered_at,
+            )
+            .exists()
+        )
+        outstanding = (
+            select(ConsentDeliveryRow.consent_id)
+            .where(~covered)
+            .where(
+                ConsentDeliveryRow.consent_id.in_(
+                    select(ConsentVersionRow.consent_id).where(ConsentVersionRow.action == "revoke")
+                )
+            )
+            .distinct()
+        )
         rows = session.scalars(
-            select(ConsentVersionRow).where(ConsentVersionRow.consent_id.in_(ids))
+            select(ConsentVersionRow).where(ConsentVersionRow.consent_id.in_(outstanding))
         ).all()
-        latest = latest_per_consent(rows)
         out = {}
-        for cid, row in latest.items():
+        for cid, row in latest_per_consent(rows).items():
             directive = ConsentDirective.model_validate_json(row.directive_json)
             if directive.revoked_at is not None and directive.revoked_at <= now:
                 out[cid] = directive

@@ -25,7 +25,8 @@ class ConsentVersionRow(Base):
     consent_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     subject_id: Mapped[str] = mapped_column(String(128), index=True)
-    action: Mapped[str] = mapped_column(String(16))
+    # indexed: the retraction sweep looks up revocations every second
+    action: Mapped[str] = mapped_column(String(16), index=True)
     directive_json: Mapped[str] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 

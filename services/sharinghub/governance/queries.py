@@ -21,6 +21,7 @@ from sharinghub.contracts import AgencyType, Jurisdiction, Outcome, Purpose, Rev
 from sharinghub.delivery.audit_record import AuditRecord
 from sharinghub.delivery.ledger import AuditLedger, AuditLedgerRow, VerifyReport
 from sharinghub.policy.reviews import ReviewStore
+from sharinghub.runtime.db import stored_utc
 
 _T = cast(Table, AuditLedgerRow.__table__)
 _RECORD_COLUMNS = tuple(AuditRecord.model_fields)
@@ -74,9 +75,7 @@ def _day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; the ledger stored them as UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+_utc = stored_utc
 
 
 def record_of(mapping: Any) -> AuditRecord:

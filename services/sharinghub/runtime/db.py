@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,11 @@ class Base(DeclarativeBase):
     """Declarative base of every sharinghub table (consent registry, audit ledger, …)."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def stored_utc(moment: datetime) -> datetime:
+    """A datetime read back from the database, aware: SQLite hands back naive UTC values."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def normalise_url(url: str) -> str:
