@@ -70,7 +70,13 @@ def test_report_table_states_each_target_with_its_figure() -> None:
         "relay_burst": {"per_second": 5000},
         "throughput_ratio": 0.1,
         "pipeline_cpu_ms_per_request": {"consent-bulk-0": 0.4, "broker": 0.6},
-        "urgent_lane": {"unloaded_p99_ms": 120.0, "saturated_p99_ms": 200.0},
+        "urgent_lane": {
+            "unloaded_p99_ms": 120.0,
+            "saturated_p99_ms": 200.0,
+            "urgent_offered_during_backlog": 97,
+            "urgent_offered": 100,
+            "bulk_backlog": 4000,
+        },
         "tracing": {"overhead_throughput_pct": 5.0, "overhead_cpu_pct": 3.5, "repeats": 2},
         "machine_calibration_ms": [80.0, 100.0, 84.0],
         "delivery_accounting": {
@@ -83,6 +89,7 @@ def test_report_table_states_each_target_with_its_figure() -> None:
     assert "10.0%" in text and "target ≥ 25%" in text
     assert "consent-bulk-0 0.4, broker 0.6" in text
     assert "120.0 / 200.0" in text
+    assert "97 of 100 (of a 4000-request bulk backlog)" in text
     assert "0 / 1 / 2" in text
     assert "5.0% throughput, 3.5% CPU per request" in text
     assert "80.0 → 100.0 → 84.0 ms" in text and "not strictly comparable" in text

@@ -39,6 +39,11 @@ def table(f: dict[str, Any]) -> str:
             f"urgent p99 ms unloaded / saturated      {_fmt(u['unloaded_p99_ms'])} / "
             f"{_fmt(u['saturated_p99_ms'])}   (target ≤ 2× unloaded)"
         )
+        if "urgent_offered" in u:
+            rows.append(
+                f"  urgent offered while the backlog drained  {u['urgent_offered_during_backlog']}"
+                f" of {u['urgent_offered']} (of a {u['bulk_backlog']}-request bulk backlog)"
+            )
     if t := f.get("tracing"):
         rows.append(
             f"tracing overhead                        {t['overhead_throughput_pct']}% throughput, "

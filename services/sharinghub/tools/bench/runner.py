@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -402,7 +403,13 @@ class Bench:
             await p.wait_for([m[3] for m in busy], 120)
             busy_lat = p.latencies_ms([m[3] for m in busy])
             await p.wait_for([m[3] for m in bulk_msgs], 300)
+            # "Saturated" holds only while the backlog drains: count the urgent requests
+            # offered before its last outcome arrived.
+            backlog_end = max((p.seen.first.get(m[3], math.inf) for m in bulk_msgs), default=0.0)
+            during = sum(1 for m in busy if p.sent.get(m[3], math.inf) < backlog_end)
         return {
+            "urgent_offered_during_backlog": during,
+            "urgent_offered": len(busy),
             "unloaded_p99_ms": percentile(idle_lat, 99),
             "unloaded_p50_ms": percentile(idle_lat, 50),
             "saturated_p99_ms": percentile(busy_lat, 99),
