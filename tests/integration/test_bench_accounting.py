@@ -58,6 +58,14 @@ async def test_recount_finds_every_message_and_each_duplicate(bootstrap: str) ->
     assert sum(seen.per_topic[TOPIC].values()) == 307
 
 
+async def test_recount_that_cannot_finish_names_the_partitions_behind(bootstrap: str) -> None:
+    await ensure_topics(bootstrap, [TOPIC], partitions=3)
+    await _publish(bootstrap, ["req-late"])
+
+    with pytest.raises(TimeoutError, match=rf"still behind: {TOPIC}\[\d\] at 0 of [1-9]"):
+        await recount(bootstrap, [TOPIC], relay_id, timeout_s=0)
+
+
 async def test_recount_of_an_empty_topic_is_empty(bootstrap: str) -> None:
     await ensure_topics(bootstrap, ["bench.empty.v1"], partitions=1)
     seen = await recount(bootstrap, ["bench.empty.v1"], relay_id, timeout_s=30)
@@ -80,6 +88,7 @@ def test_report_table_states_each_target_with_its_figure() -> None:
         "tracing": {"overhead_throughput_pct": 5.0, "overhead_cpu_pct": 3.5, "repeats": 2},
         "machine_calibration_ms": [80.0, 100.0, 84.0],
         "delivery_accounting": {
+            "requests_sent": 17800,
             "lost": 0,
             "duplicated_outcomes": 1,
             "duplicated_inbox_messages": 2,
@@ -90,6 +99,26 @@ def test_report_table_states_each_target_with_its_figure() -> None:
     assert "consent-bulk-0 0.4, broker 0.6" in text
     assert "120.0 / 200.0" in text
     assert "97 of 100 (of a 4000-request bulk backlog)" in text
-    assert "0 / 1 / 2" in text
+    assert "0 / 1 / 2 of 17800" in text
     assert "5.0% throughput, 3.5% CPU per request" in text
     assert "80.0 → 100.0 → 84.0 ms" in text and "not strictly comparable" in text
+
+
+def test_report_never_shows_uncounted_deliveries_as_zero() -> None:
+    soak = {
+        "seconds": 600.0,
+        "rate": 50,
+        "drained": False,
+        "rss_mb_after_warmup": {"delivery-bulk-0": 98.0},
+        "rss_mb_middle": {"delivery-bulk-0": 101.0},
+        "rss_mb_end": {"delivery-bulk-0": 101.5},
+        "requests_sent": 30000,
+        "not_completed_when_drain_ended": 12,
+        "duplicated_outcomes": 0,
+        "duplicated_inbox_messages": 0,
+    }
+    uncounted = {"requests_sent": 17800, "not_counted": "could not read 3 partitions"}
+    text = table({"soak": soak, "delivery_accounting": uncounted})
+    assert "12 / 0 / 0 of 30000 (backlog not drained: not yet completed, not lost)" in text
+    assert "NOT COUNTED (could not read 3 partitions)" in text
+    assert "lost / duplicated outcomes / inbox      0" not in text

@@ -41,6 +41,8 @@ class Hub:
     metrics_ports: dict[str, int] = field(default_factory=dict)  # process label → port
     broker: Broker | None = None
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    # services that had already exited when `stop_services` was called, for `check_alive`
+    exited_before_stop: list[str] = field(default_factory=list)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -123,11 +125,14 @@ class Hub:
 
     def check_alive(self) -> list[str]:
         """Names of services that exited unexpectedly."""
-        return [
+        return self.exited_before_stop + [
             f"{name} (exit {p.returncode})" for name, p in self.children if p.poll() is not None
         ]
 
-    def stop(self, timeout_s: float = 20.0) -> None:
+    def stop_services(self, timeout_s: float = 20.0) -> None:
+        """Stop the services (SIGTERM, then kill after `timeout_s`), keeping the broker and
+        what its topics hold."""
+        self.exited_before_stop = self.check_alive()
         for _, proc in self.children:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -140,6 +145,9 @@ class Hub:
                 proc.wait(timeout=5)
         self.children.clear()
         self.metrics_ports.clear()
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        self.stop_services(timeout_s)
         if self.broker is not None:
             self.broker.stop()
             self.broker = None

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from sharinghub.runtime.topics import partitions_of
 
@@ -151,6 +152,7 @@ async def recount(
     watch: Sequence[str],
     id_of: Callable[[str, bytes, list[tuple[str, bytes]]], str | None],
     timeout_s: float = 120.0,
+    progress_every_s: float = 15.0,
 ) -> Observation:
     """Read `watch` from the beginning to its current end and count every id in it.
 
@@ -171,15 +173,30 @@ async def recount(
         # batch + 1; a fetch returns whole batches, so every record returned is counted (none
         # is cut off at the reported end) and the tail batch is read whole. Records appended
         # after the ends were taken may be counted too: they are real.
-        deadline = time.monotonic() + timeout_s
+        start = time.monotonic()
+        deadline = start + timeout_s
+        next_report = start + progress_every_s
+        read = 0
         while True:
             positions = {tp: await consumer.position(tp) for tp in parts}
-            if all(positions[tp] >= ends[tp] for tp in parts):
+            behind = {tp: (positions[tp], ends[tp]) for tp in parts if positions[tp] < ends[tp]}
+            if not behind:
                 break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"could not read {watch} to its end within {timeout_s:.0f} s")
+            now = time.monotonic()
+            if now > deadline:
+                raise TimeoutError(
+                    f"could not read {len(parts)} partitions to their end within "
+                    f"{timeout_s:.0f} s ({read} records read); still behind: {_behind(behind)}"
+                )
+            if now >= next_report:
+                sys.stderr.write(
+                    f"  recount: {read} records read in {now - start:.0f} s; "
+                    f"{len(behind)} of {len(parts)} partitions to go: {_behind(behind)}\n"
+                )
+                next_report = now + progress_every_s
             batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
             for tp, records in batch.items():
+                read += len(records)
                 for rec in records:
                     rid = id_of(tp.topic, rec.value or b"", list(rec.headers or ()))
                     if rid is not None:
@@ -188,3 +205,9 @@ async def recount(
     finally:
         await consumer.stop()
     return seen
+
+
+def _behind(behind: dict[TopicPartition, tuple[int, int]], limit: int = 4) -> str:
+    shown = [f"{tp.topic}[{tp.partition}] at {pos} of {end}" for tp, (pos, end) in behind.items()]
+    more = f" and {len(shown) - limit} more" if len(shown) > limit else ""
+    return ", ".join(shown[:limit]) + more

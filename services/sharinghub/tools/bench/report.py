@@ -57,6 +57,7 @@ def table(f: dict[str, Any]) -> str:
             f"soak {soak['seconds']:.0f} s at {soak['rate']}/s, RSS MB warm → middle → end   "
             + ", ".join(f"{k} {warm.get(k)}→{middle.get(k)}→{end.get(k)}" for k in end)
         )
+        rows.append(f"  soak deliveries                       {_counted(soak)}")
         if not soak.get("drained", True):
             rows.append(
                 "soak backlog not drained: "
@@ -70,12 +71,21 @@ def table(f: dict[str, Any]) -> str:
             + (": phases not strictly comparable)" if drift > 0.15 else ")")
         )
     if "delivery_accounting" in f:
-        a = f["delivery_accounting"]
-        rows.append(
-            f"lost / duplicated outcomes / inbox      {a['lost']} / "
-            f"{a['duplicated_outcomes']} / {a['duplicated_inbox_messages']}"
-        )
+        rows.append(f"lost / duplicated outcomes / inbox      {_counted(f['delivery_accounting'])}")
     return "\n".join(rows)
+
+
+def _counted(a: dict[str, Any]) -> str:
+    """Lost / duplicated outcomes / duplicated inbox messages of `requests_sent`, or why they
+    could not be counted."""
+    if "not_counted" in a:
+        return f"NOT COUNTED ({a['not_counted']})"
+    lost = a.get("lost", a.get("not_completed_when_drain_ended"))
+    tail = "" if "lost" in a else " (backlog not drained: not yet completed, not lost)"
+    return (
+        f"{lost} / {a['duplicated_outcomes']} / {a['duplicated_inbox_messages']} "
+        f"of {a['requests_sent']}{tail}"
+    )
 
 
 def plot(f: dict[str, Any], path: Path) -> Path | None:

@@ -1,0 +1,40 @@
+"""`sharinghub bench` end to end at a small size: relay and pipeline run as processes, every
+request is accounted for from the topics, and the table, JSON and plot are written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli import sharinghub
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+
+
+def test_a_small_bench_accounts_for_every_request_and_writes_its_results(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    run = sharinghub(
+        [
+            "bench",
+            "--quick",
+            *("--requests", "300", "--rates", "50", "--rate-seconds", "3"),
+            *("--out", str(out)),
+        ],
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+
+    figures = json.loads((out / "bench.json").read_text())["figures"]
+    assert figures["relay_burst"]["complete"] and figures["pipeline_burst"]["complete"]
+    assert figures["pipeline_burst"]["completed"] == 300
+    [rate] = figures["pipeline_rates"]
+    assert rate["rate"] == 50 and rate["completed"] == rate["count"] > 0
+    accounting = figures["delivery_accounting"]
+    assert accounting["requests_sent"] >= 300 + rate["count"]
+    assert (accounting["lost"], accounting["duplicated_outcomes"]) == (0, 0)
+    assert accounting["duplicated_inbox_messages"] == 0
+    assert figures.get("services_died") is None
+    assert f"0 / 0 / 0 of {accounting['requests_sent']}" in run.stdout
+    assert (out / "latency.png").stat().st_size > 0
