@@ -361,10 +361,11 @@ class Bench:
         the reason (never as zero), and the run's other figures are kept."""
         sent = [r.request_id for r in load.requests if r.request_id in p.sent]
         # The services are stopped first (gracefully: whatever they still send is counted).
-        # Idle, they poll the broker ~100 times a second each, and the embedded broker's cost
-        # per fetch grows with the batches it holds: after a 10-minute soak it was saturated
-        # and one re-read did not finish in 600 s.
-        hub.stop_services()
+        # The embedded broker's cost per fetch with data and per offset query grows with the
+        # batches a partition holds (bench/embedded_broker_cost.py): with the services still
+        # running after a 10-minute soak it stayed saturated and a re-read did not finish in
+        # 600 s. Stopping waits for the processes, so off the event loop.
+        await asyncio.to_thread(hub.stop_services)
         try:
             truth = await recount(hub.bootstrap_servers, p.watch, pipeline_id, timeout_s=600)
         except TimeoutError as exc:
