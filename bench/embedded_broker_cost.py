@@ -16,27 +16,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from sharinghub.runtime.broker import EmbeddedBroker
 from sharinghub.runtime.topics import ensure_topics
+from sharinghub.tools.bench.runner import cpu_seconds
 
 Load = Callable[[], Coroutine[Any, Any, None]]  # runs until cancelled
 
 FULL, EMPTY = "bench.broker-cost.full.v1", "bench.broker-cost.empty.v1"
 PARTITIONS = 3
 RECORD = b"r" * 300
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def partitions(topic: str) -> list[TopicPartition]:
@@ -118,7 +112,10 @@ async def broker_share(pid: int, load: Load, seconds: float) -> float:
     await asyncio.sleep(1.0)  # connected and steady
     cpu0, t0 = cpu_seconds(pid), time.monotonic()
     await asyncio.sleep(seconds)
-    share = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+    cpu1 = cpu_seconds(pid)
+    if cpu0 is None or cpu1 is None:
+        raise RuntimeError(f"cannot read the broker's CPU time from /proc/{pid}/stat")
+    share = (cpu1 - cpu0) / (time.monotonic() - t0)
     if task.done():  # a load runs until cancelled: it ended early, so it failed
         raise RuntimeError("the load stopped before it was measured") from task.exception()
     task.cancel()

@@ -4,12 +4,9 @@ broker reports."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from sharinghub.runtime.broker import EmbeddedBroker
 from sharinghub.runtime.topics import ensure_topics
 from sharinghub.tools.bench.probe import recount
 from sharinghub.tools.bench.report import table
@@ -18,15 +15,6 @@ from sharinghub.tools.bench.runner import relay_id
 pytestmark = pytest.mark.integration
 
 TOPIC = "bench.accounting.v1"
-
-
-@pytest.fixture(scope="module")
-def bootstrap() -> Iterator[str]:
-    broker = EmbeddedBroker.start()
-    try:
-        yield broker.bootstrap_servers
-    finally:
-        broker.stop()
 
 
 async def _publish(bootstrap: str, ids: list[str]) -> None:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from sharinghub.contracts import Stage
-from sharinghub.runtime.broker import EmbeddedBroker
 from sharinghub.runtime.pipeline import BatchPipeline
 from sharinghub.runtime.stage import Batch, Item, Output
 from sharinghub.runtime.topics import ensure_topics
@@ -21,15 +20,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 SOURCE, SINK, GROUP = "pipeline.source.v1", "pipeline.sink.v1", "pipeline-test"
 N = 400
-
-
-@pytest.fixture(scope="module")
-def bootstrap() -> Iterator[str]:
-    broker = EmbeddedBroker.start()
-    try:
-        yield broker.bootstrap_servers
-    finally:
-        broker.stop()
 
 
 async def test_a_failure_mid_stream_loses_and_skips_nothing(bootstrap: str) -> None:

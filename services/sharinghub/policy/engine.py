@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 import cedarpy
 import orjson
@@ -27,6 +28,9 @@ from sharinghub.policy.domain import ConsentSupport, Derived, Evaluation, PackIn
 from sharinghub.policy.packs import PACKS_DIR, CompiledPack, compile_pack, pack_ids
 
 __all__ = ["PackInfo", "PolicyEngine", "PolicyEvaluationError"]
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 _DELIVER = {"type": "Action", "id": "deliver"}
 _REVIEW = {"type": "Action", "id": "review"}
@@ -240,10 +244,10 @@ class PolicyEngine:
             approve = dict(zip(prepared[i].derived.requested, verdicts, strict=True))
             evaluations[i] = Evaluation(ev.deliver, ev.review, ev.disclose, approve)
 
-        if self._cache_size:
-            if len(self._evaluations) + len(asked) > self._cache_size:
-                self._evaluations.clear()  # crude bound; refills from the live traffic
-            self._evaluations.update((p.key, evaluations[i]) for i, p in asked.items())
+        answered: dict[tuple[object, ...], Evaluation] = {
+            p.key: evaluations[i] for i, p in asked.items()
+        }
+        _remember(self._evaluations, answered, self._cache_size)
         for i, ev in evaluations.items():
             p = prepared[i]
             results[i] = domain.compose(p.request, p.consent, p.pack.rules, p.derived, ev, now=now)
@@ -281,13 +285,20 @@ class PolicyEngine:
                     list(missing.values()), policies, pack.entities
                 )
                 fresh = {k: _verdict(pack, a) for k, a in zip(missing, answers, strict=True)}
-                if self._cache_size:
-                    if len(cache) + len(fresh) > self._cache_size:
-                        cache.clear()  # crude bound; refills from the live traffic
-                    cache.update(fresh)
+                _remember(cache, fresh, self._cache_size)
             for i in indices:
                 out[i] = [fresh[k] if k in fresh else cache[k] for k in keys[i]]
         return out
+
+
+def _remember(memo: dict[K, V], fresh: Mapping[K, V], capacity: int) -> None:
+    """Add `fresh` to `memo`, emptying it first when it would exceed `capacity` (a crude
+    bound: it refills from the live traffic); capacity 0 keeps nothing."""
+    if not capacity:
+        return
+    if len(memo) + len(fresh) > capacity:
+        memo.clear()
+    memo.update(fresh)
 
 
 def _key(version: str, r: Mapping[str, object]) -> tuple[str, str, str, str, str, str]:
