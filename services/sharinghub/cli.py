@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -431,11 +432,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stop_like_ctrl_c_on_termination() -> None:
+    """`kill PID`, a closed terminal or a supervisor's stop end `up`, `demo`, `bench` and an
+    embedded `scenario run` the way Ctrl-C does, so the broker and services they started stop
+    with them instead of running on as orphans."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        # once: a second SIGTERM must not cut short the stopping of the children
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    return int(args.func(args) or 0)
+    if args.func is not cmd_run:  # a service handles SIGTERM itself (graceful drain)
+        _stop_like_ctrl_c_on_termination()
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -100,3 +101,69 @@ def test_scenario_run_reports_a_clear_error_for_a_bad_file(tmp_path: Path) -> No
     run = sharinghub(["scenario", "run", str(bad)], tmp_path)
     assert run.returncode == 2
     assert "bad.jsonl:1" in run.stderr
+
+
+def _descendants(root: int) -> set[int]:
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while we looked
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree in /proc")
+def test_up_stopped_with_sigterm_stops_the_broker_and_services_it_started(tmp_path: Path) -> None:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
+    }
+    env["SHARINGHUB_SESSION_TIMEOUT_MS"] = "6000"
+    up = subprocess.Popen(
+        [sys.executable, "-m", "sharinghub.cli", "up", "--urgent-processes"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    children: set[int] = set()
+    try:
+        assert up.stdout is not None
+        seen = []
+        for _ in range(200):  # bounded: `up` prints ~12 lines before it is ready
+            line = up.stdout.readline()
+            seen.append(line)
+            if not line or "Ctrl-C stops everything" in line:
+                break
+        assert "Ctrl-C stops everything" in seen[-1], "".join(seen)
+        children = _descendants(up.pid)
+        assert len(children) >= 9, children  # the broker and eight service processes
+        up.terminate()
+        out, _ = up.communicate(timeout=90)
+        assert up.returncode == 0, out
+        assert "stopping" in out
+        assert not [pid for pid in children if _running(pid)]
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait(timeout=10)
+        for pid in children:  # what this test started, should `up` have left it running
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
