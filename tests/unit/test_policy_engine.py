@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -760,6 +761,29 @@ def test_cache_never_changes_an_answer(engine: PolicyEngine) -> None:
         assert warm.decide(r, consent("identity"), now=NOW) == cold.decide(
             r, consent("identity"), now=NOW
         )
+
+
+def test_memos_stay_within_their_bound_and_never_change_an_answer(
+    engine: PolicyEngine,
+) -> None:
+    cold = PolicyEngine({p: engine.compiled(p) for p in engine.pack_ids}, cache_size=0)
+    small = PolicyEngine({p: engine.compiled(p) for p in engine.pack_ids}, cache_size=6)
+    seen = []
+    for imminent, victim, emergency in itertools.product((True, False, None), repeat=3):
+        for granted in ((), ("identity",)):
+            r = req(
+                "duty_to_warn",
+                threat_imminent=imminent,
+                identifiable_victim=victim,
+                emergency=emergency,
+            )
+            decided = small.decide(r, consent(*granted), now=NOW)
+            assert decided == cold.decide(r, consent(*granted), now=NOW)
+            answers, evaluations = small.memo_entries
+            assert 0 < answers <= 6 and 0 < evaluations <= 6
+            seen.append(decided.outcome)
+    assert len(set(seen)) > 1  # the inputs really differed
+    assert cold.memo_entries == (0, 0)
 
 
 def test_us_ca_unknown_imminence_with_identifiable_victim_delivers(engine: PolicyEngine) -> None:
