@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sharinghub.runtime.settings import Settings
+    from sharinghub.tools.hub import Hub
 
 DEMO_FILE = Path(__file__).parent / "tools" / "demo_scenarios.jsonl"
 
@@ -62,6 +63,34 @@ def _console(settings: Settings, port: int) -> Iterator[str | None]:
         engine.dispose()
 
 
+def _wait_until_ready(hub: Hub, timeout_s: float = 180.0, show: bool = True) -> bool:
+    """Wait for (and show) the services joining their consumer groups, so the first requests
+    are not held up by it; False if one exited meanwhile."""
+    from sharinghub.tools.hub import ServiceExited
+
+    t0 = time.monotonic()
+
+    def progress(ready: int, total: int) -> None:
+        if show:
+            print(f"\r  services   {ready} of {total} ready", end="", flush=True)
+
+    progress(0, len(hub.metrics_urls()))
+    try:
+        late = hub.wait_ready(timeout_s, on_progress=progress)
+    except ServiceExited as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return False
+    if show:
+        print(f" ({time.monotonic() - t0:.0f} s)", flush=True)
+    if late:
+        print(
+            f"warning: not ready after {timeout_s:.0f} s: {', '.join(late)}; they go on "
+            f"starting (see {hub.log_dir()}/)",
+            file=sys.stderr,
+        )
+    return True
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from sharinghub.tools.hub import Hub
 
@@ -74,6 +103,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  logs       {hub.log_dir()}/")
         print(f"  traces     {settings.resolved_trace_file()}")
         print(f"  console    {console_url or 'off (set SHARINGHUB_GOVERNANCE_TOKENS=name:token)'}")
+        if not _wait_until_ready(hub):
+            return 1
         print("\nsharinghub is up. In another terminal:")
         print(
             f"  KAFKA_BOOTSTRAP_SERVERS={hub.bootstrap_servers} sharinghub scenario run FILE.jsonl"
@@ -120,6 +151,8 @@ def _run_file(path: Path, as_json: bool, timeout_s: float, intro: bool) -> int:
     if not as_json and hub is not None:
         print("starting an embedded hub for this run (broker + 4 services) …", flush=True)
     with ctx:
+        if hub is not None and not _wait_until_ready(hub, show=not as_json):
+            return 1
         bootstrap = hub.bootstrap_servers if hub else str(settings.kafka_bootstrap_servers)
         if intro and not as_json:
             print(
@@ -453,11 +486,25 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     if args.func is not cmd_run:  # a service handles SIGTERM itself (graceful drain)
         _stop_like_ctrl_c_on_termination()
+    from pydantic import ValidationError
+
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        from sharinghub.runtime.settings import describe_invalid
+
+        print(
+            "error: invalid configuration (`sharinghub config` lists every setting):",
+            file=sys.stderr,
+        )
+        for line in describe_invalid(exc):
+            print(f"  {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

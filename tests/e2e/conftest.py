@@ -40,6 +40,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     )
     h.start()
     try:
+        late = h.wait_ready(timeout_s=180)
+        assert not late, f"services not ready after 180 s: {late}"
         yield h
     finally:
         dead = h.check_alive()

@@ -156,6 +156,8 @@ def test_up_stopped_with_sigterm_stops_the_broker_and_services_it_started(tmp_pa
             if not line or "Ctrl-C stops everything" in line:
                 break
         assert "Ctrl-C stops everything" in seen[-1], "".join(seen)
+        # `up` says it is up only once all eight processes answered /ready
+        assert any("8 of 8 ready" in line for line in seen), "".join(seen)
         children = _descendants(up.pid)
         assert len(children) >= 9, children  # the broker and eight service processes
         up.terminate()

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider
     from sqlalchemy.engine import Engine
 
+    from sharinghub.runtime.health import Health
     from sharinghub.runtime.settings import Settings
     from sharinghub.runtime.stage import Item, Output
 
@@ -349,14 +350,19 @@ def _views() -> list[Any]:
     ]
 
 
-def setup_metrics(service_name: str, settings: Settings) -> MetricsEndpoint | None:
-    """Install a meter provider and serve /metrics when `metrics_port` is set, else None."""
+def setup_metrics(
+    service_name: str, settings: Settings, health: Health | None = None
+) -> MetricsEndpoint | None:
+    """Install a meter provider and serve /metrics (and, given `health`, /ready and /healthz)
+    when `metrics_port` is set, else None."""
     if settings.metrics_port is None:
         return None
     from opentelemetry.exporter.prometheus import PrometheusMetricReader
     from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
     from opentelemetry.sdk.resources import Resource
-    from prometheus_client import start_http_server
+    from prometheus_client import make_wsgi_app
+
+    from sharinghub.runtime.health import serve, with_health_routes
 
     reader = PrometheusMetricReader()
     provider = MeterProvider(
@@ -367,7 +373,10 @@ def setup_metrics(service_name: str, settings: Settings) -> MetricsEndpoint | No
         exemplar_filter=AlwaysOffExemplarFilter(),
     )
     metrics.set_meter_provider(provider)
-    server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    app = make_wsgi_app()
+    if health is not None:
+        app = with_health_routes(app, health)
+    server = serve(settings.metrics_host, settings.metrics_port, app)
     log.info(
         "metrics endpoint up",
         extra={"metrics_host": settings.metrics_host, "metrics_port": settings.metrics_port},

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -128,7 +128,8 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         le=65535,
-        description="Serve Prometheus /metrics on this port; unset → no metrics endpoint.",
+        description="Serve Prometheus /metrics, and the /ready and /healthz probes, on this "
+        "port; unset → no endpoint.",
     )
     metrics_host: str = Field(
         default="127.0.0.1",
@@ -142,3 +143,22 @@ class Settings(BaseSettings):
     def resolved_trace_file(self) -> Path:
         """Where the local span exporter writes."""
         return self.trace_file or self.data_dir / "traces.jsonl"
+
+
+def env_names(field: str) -> list[str]:
+    """The environment variables that set `field`, in the order they are looked up."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    return [f"SHARINGHUB_{field.upper()}"]
+
+
+def describe_invalid(exc: ValidationError) -> list[str]:
+    """One line per invalid setting: the variable and what is wrong. The value itself is not
+    repeated (a database URL can hold a password)."""
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        lines.append(f"{' or '.join(env_names(field))}: {error['msg']}")
+    return lines

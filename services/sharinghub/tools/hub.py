@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,22 @@ SERVICES = ("consent", "policy", "redaction", "delivery")
 # nice 0). Measured on 2 cores: 10 starves bulk (p50 at 200/s x2.4), 0 leaves urgent p99 at
 # 2.4x its idle figure under a bulk backlog, 4 keeps it under 2x.
 BULK_NICE = 4
+
+
+class ServiceExited(RuntimeError):
+    """A service process exited while the hub waited for it."""
+
+    def __init__(self, services: list[str], log_dir: Path) -> None:
+        super().__init__(f"service exited: {', '.join(services)}; see {log_dir}/")
+        self.services = services
+
+
+def _answers_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback URL
+            return bool(response.status == 200)
+    except (OSError, ValueError):  # not listening yet, 503 (HTTPError), timeout
+        return False
 
 
 @dataclass
@@ -122,6 +140,34 @@ class Hub:
                 stdin=subprocess.DEVNULL,
             )
         self.children.append((label, proc))
+
+    def wait_ready(
+        self,
+        timeout_s: float = 120.0,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> list[str]:
+        """Wait until every service process answers 200 on /ready (its consumers joined their
+        groups and have partitions); return the labels still not ready after `timeout_s`
+        (empty: all ready). `on_progress(ready, total)` is called whenever the count grows.
+
+        Raises `ServiceExited` if a service exits meanwhile. Without metrics endpoints
+        (`metrics=False`) there is nothing to ask, and it returns at once.
+        """
+        waiting = dict(self.metrics_urls())
+        total = len(waiting)
+        deadline = time.monotonic() + timeout_s
+        while waiting and time.monotonic() < deadline:
+            dead = self.check_alive()
+            if dead:
+                raise ServiceExited(dead, self.log_dir())
+            for label, url in list(waiting.items()):
+                if _answers_ok(url.removesuffix("/metrics") + "/ready"):
+                    del waiting[label]
+                    if on_progress is not None:
+                        on_progress(total - len(waiting), total)
+            if waiting:
+                time.sleep(0.2)
+        return sorted(waiting)
 
     def check_alive(self) -> list[str]:
         """Names of services that exited unexpectedly."""

@@ -282,6 +282,10 @@ class Bench:
             if load is not None:
                 asyncio.run(self.prepare(hub, load))
             hub.spawn_services()
+            # measure the hub, not its start-up: every consumer has joined its group first
+            late = hub.wait_ready(timeout_s=180)
+            if late:
+                sys.stdout.write(f"  warning: not ready after 180 s: {', '.join(late)}\n")
             result = asyncio.run(measure(hub))
             dead = hub.check_alive()
             if dead:
