@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -131,33 +132,53 @@ def _running(pid: int) -> bool:
     return fields is not None and fields[0] != "Z"
 
 
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree in /proc")
-def test_up_stopped_with_sigterm_stops_the_broker_and_services_it_started(tmp_path: Path) -> None:
+def _start_up(cwd: Path) -> tuple[subprocess.Popen[str], str]:
+    """`up --urgent-processes` once it says it is up, and what it printed until then."""
     env = {
         k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
     }
     env["SHARINGHUB_SESSION_TIMEOUT_MS"] = "6000"
     up = subprocess.Popen(
         [sys.executable, "-m", "sharinghub.cli", "up", "--urgent-processes"],
-        cwd=tmp_path,
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
     )
+    assert up.stdout is not None
+    seen = []
+    for _ in range(200):  # bounded: `up` prints ~12 lines before it is ready
+        line = up.stdout.readline()
+        seen.append(line)
+        if not line or "Ctrl-C stops everything" in line:
+            break
+    return up, "".join(seen)
+
+
+def _end_leftovers(up: subprocess.Popen[str], children: set[int]) -> None:
+    if up.poll() is None:
+        up.kill()
+        up.wait(timeout=10)
+    for pid in children:  # what this test started, should `up` have left it running
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+needs_proc = pytest.mark.skipif(
+    not Path("/proc/self/stat").exists(), reason="reads the process tree in /proc"
+)
+
+
+@needs_proc
+def test_up_stopped_with_sigterm_stops_the_broker_and_services_it_started(tmp_path: Path) -> None:
+    up, printed = _start_up(tmp_path)
     children: set[int] = set()
     try:
-        assert up.stdout is not None
-        seen = []
-        for _ in range(200):  # bounded: `up` prints ~12 lines before it is ready
-            line = up.stdout.readline()
-            seen.append(line)
-            if not line or "Ctrl-C stops everything" in line:
-                break
-        assert "Ctrl-C stops everything" in seen[-1], "".join(seen)
+        assert printed.rstrip().endswith("Ctrl-C stops everything."), printed
         # `up` says it is up only once all eight processes answered /ready
-        assert any("8 of 8 ready" in line for line in seen), "".join(seen)
+        assert "8 of 8 ready" in printed, printed
         children = _descendants(up.pid)
         assert len(children) >= 9, children  # the broker and eight service processes
         up.terminate()
@@ -166,9 +187,26 @@ def test_up_stopped_with_sigterm_stops_the_broker_and_services_it_started(tmp_pa
         assert "stopping" in out
         assert not [pid for pid in children if _running(pid)]
     finally:
-        if up.poll() is None:
-            up.kill()
-            up.wait(timeout=10)
-        for pid in children:  # what this test started, should `up` have left it running
-            if _running(pid):
-                os.kill(pid, signal.SIGKILL)
+        _end_leftovers(up, children)
+
+
+@needs_proc
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux's")
+def test_up_killed_with_sigkill_leaves_no_broker_or_service_running(tmp_path: Path) -> None:
+    up, printed = _start_up(tmp_path)
+    children: set[int] = set()
+    try:
+        assert "Ctrl-C stops everything" in printed, printed
+        children = _descendants(up.pid)
+        assert len(children) >= 9, children
+        up.kill()  # no handler runs: the kernel tells each child its parent is gone
+        up.wait(timeout=10)
+        running = set(children)
+        for _ in range(120):  # bounded: services stop within their shutdown timeout
+            running = {pid for pid in running if _running(pid)}
+            if not running:
+                break
+            time.sleep(0.5)
+        assert not running, f"still running after `up` was killed: {sorted(running)}"
+    finally:
+        _end_leftovers(up, children)

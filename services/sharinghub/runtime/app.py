@@ -274,6 +274,12 @@ class StageService:
         for hook in reversed(self._shutdown):
             await hook()
 
+    def _fetch_wait_ms(self, topics_in: Sequence[str], urgent_lane: bool) -> int:
+        s = self.settings
+        if set(topics_in) <= CONTROL_TOPICS:
+            return s.control_fetch_max_wait_ms
+        return s.urgent_fetch_max_wait_ms if urgent_lane else s.fetch_max_wait_ms
+
     def _subscribe(
         self,
         topics_in: Sequence[str],
@@ -303,11 +309,7 @@ class StageService:
             auto_offset_reset="earliest",
             max_records=s.batch_max_records,
             batch_timeout_ms=s.batch_timeout_ms,
-            fetch_max_wait_ms=(
-                s.control_fetch_max_wait_ms
-                if set(topics_in) <= CONTROL_TOPICS
-                else s.fetch_max_wait_ms
-            ),
+            fetch_max_wait_ms=self._fetch_wait_ms(topics_in, urgent_lane),
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=max(s.session_timeout_ms // 3, 300),
             # the pipeline commits each batch itself, once its messages are acknowledged

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sharinghub.runtime.lifetime import end_with_parent
 from sharinghub.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,7 @@ class EmbeddedBroker:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
+            preexec_fn=end_with_parent(),  # ends it should this process be killed
         )
         if not wait_for_port("127.0.0.1", port, timeout_s):
             proc.kill()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sharinghub.contracts import topics
 from sharinghub.runtime.broker import Broker, free_loopback_port, resolve_broker
+from sharinghub.runtime.lifetime import end_with_parent
 from sharinghub.runtime.schema import upgrade
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.stamps import StageKeys
@@ -138,6 +139,7 @@ class Hub:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=end_with_parent(),  # ends it should this process be killed
             )
         self.children.append((label, proc))
 
