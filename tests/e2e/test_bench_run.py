@@ -20,6 +20,7 @@ def test_a_small_bench_accounts_for_every_request_and_writes_its_results(tmp_pat
             "bench",
             "--quick",
             *("--requests", "300", "--rates", "50", "--rate-seconds", "3"),
+            *("--idle-seconds", "2"),  # --quick skips the idle phase unless asked for
             *("--out", str(out)),
         ],
         cwd=tmp_path,
@@ -38,3 +39,10 @@ def test_a_small_bench_accounts_for_every_request_and_writes_its_results(tmp_pat
     assert figures.get("services_died") is None
     assert f"0 / 0 / 0 of {accounting['requests_sent']}" in run.stdout
     assert (out / "latency.png").stat().st_size > 0
+
+    idle = figures["idle_cpu"]  # a fresh hub doing nothing: the broker and each service
+    shares = idle["share_of_one_core_pct"]
+    assert {"broker", "consent-bulk-0", "delivery-urgent-0"} <= set(shares)
+    assert idle["total_pct"] == pytest.approx(sum(shares.values()), abs=0.5)
+    assert shares["broker"] > 0  # the services' consumers poll it even when idle
+    assert f"idle hub CPU, % of one core             {idle['total_pct']} in all" in run.stdout

@@ -29,6 +29,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         tracing_overhead=not args.no_tracing and not args.quick,
         tracing_repeats=args.tracing_repeats,
         urgent=not args.quick,
+        idle_seconds=(0.0 if args.quick else 10.0)
+        if args.idle_seconds is None
+        else args.idle_seconds,
         soak_seconds=args.soak,
         soak_rate=args.soak_rate,
         soak_only=args.soak_only,
@@ -36,6 +39,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out_dir=Path(args.out),
         partitions=args.partitions,
     )
+    if cfg.idle_seconds < 0:
+        print("error: --idle-seconds must be ≥ 0", file=sys.stderr)
+        return 2
     if cfg.soak_only and not cfg.soak_seconds:
         print("error: --soak-only needs --soak SECONDS", file=sys.stderr)
         return 2
@@ -87,6 +93,12 @@ def register(sub: Any) -> None:
         "this many times each (default 2)",
     )
     b.add_argument("--quick", action="store_true", help="skip urgent-lane and tracing phases")
+    b.add_argument(
+        "--idle-seconds",
+        type=float,
+        help="seconds an idle hub's CPU is measured, per process (default 10; 0 or --quick "
+        "skips it)",
+    )
     b.add_argument("--soak", type=float, default=0.0, help="soak seconds (RSS per service)")
     b.add_argument("--soak-only", action="store_true", help="only the soak (with --soak SECONDS)")
     b.add_argument(

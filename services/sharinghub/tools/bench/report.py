@@ -44,6 +44,14 @@ def table(f: dict[str, Any]) -> str:
                 f"  urgent offered while the backlog drained  {u['urgent_offered_during_backlog']}"
                 f" of {u['urgent_offered']} (of a {u['bulk_backlog']}-request bulk backlog)"
             )
+    if idle := f.get("idle_cpu"):
+        shares = idle["share_of_one_core_pct"]
+        services = [v for k, v in shares.items() if k != "broker"]
+        rows.append(
+            f"idle hub CPU, % of one core             {idle['total_pct']} in all (broker "
+            f"{_fmt(shares.get('broker'))}; services {min(services, default=0)}–"
+            f"{max(services, default=0)} each)"
+        )
     if t := f.get("tracing"):
         rows.append(
             f"tracing overhead                        {t['overhead_throughput_pct']}% throughput, "

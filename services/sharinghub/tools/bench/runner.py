@@ -51,6 +51,7 @@ class BenchConfig:
     tracing_overhead: bool = True
     tracing_repeats: int = 2
     urgent: bool = True
+    idle_seconds: float = 10.0
     soak_seconds: float = 0.0
     soak_rate: int = 50
     soak_only: bool = False
@@ -440,6 +441,24 @@ class Bench:
             "bulk_backlog": len(bulk_msgs),
         }
 
+    async def idle_cpu(self, hub: Hub) -> dict[str, Any]:
+        """What a hub with nothing to do costs: each process's share of one core."""
+        await asyncio.sleep(3.0)  # past the start-up's last group and metadata requests
+        pids = hub_pids(hub)
+        before, t0 = {k: cpu_seconds(pid) for k, pid in pids.items()}, time.monotonic()
+        await asyncio.sleep(self.cfg.idle_seconds)
+        elapsed = time.monotonic() - t0
+        shares = {
+            k: round((now - then) / elapsed * 100, 1)
+            for k, pid in pids.items()
+            if (then := before[k]) is not None and (now := cpu_seconds(pid)) is not None
+        }
+        return {
+            "seconds": round(elapsed, 1),
+            "share_of_one_core_pct": shares,
+            "total_pct": round(sum(shares.values()), 1),
+        }
+
     async def soak(self, hub: Hub) -> dict[str, Any]:
         n = int(self.cfg.soak_rate * self.cfg.soak_seconds)
         # Clients recur over a soak; twice the consent cache's default capacity, so the
@@ -522,6 +541,9 @@ class Bench:
         if cfg.urgent:
             sys.stdout.write("urgent lane under a bulk backlog (fresh hub) …\n")
             self.results.put("urgent_lane", self.with_hub("urgent", self.urgent_lane))
+        if cfg.idle_seconds:
+            sys.stdout.write(f"idle hub for {cfg.idle_seconds:.0f} s (fresh hub) …\n")
+            self.results.put("idle_cpu", self.with_hub("idle", self.idle_cpu))
         if cfg.soak_seconds:
             sys.stdout.write(f"soak for {cfg.soak_seconds:.0f} s (fresh hub) …\n")
             self.results.put("soak", self.with_hub("soak", self.soak))
