@@ -84,3 +84,74 @@ def test_a_notice_per_recipient_of_a_revoked_consent_and_only_once(
     retractions.mark_published([p.notice.retraction_id for p in due], T0 + timedelta(hours=4))
     assert retractions.due(T0 + timedelta(hours=5)) == []
     assert {r.recipient_agency_id for r in retractions.unacknowledged()} == {"ag-a", "ag-b"}
+
+
+def test_a_delivery_committed_after_the_notice_gets_a_notice_of_its_own(
+    stores: tuple[ConsentRegistry, RetractionStore],
+) -> None:
+    registry, retractions = stores
+    registry.apply([grant("cd-late", "subj-l")], now=T0)
+    retractions.record_deliveries([("cd-late", "req-early", "ag-a", T0)])
+    registry.apply([revoke("cd-late", "subj-l", T0 + timedelta(hours=1))], now=T0)
+    [first] = retractions.due(T0 + timedelta(hours=2))
+    retractions.mark_published([first.notice.retraction_id], T0 + timedelta(hours=2))
+
+    # The gate stamped this delivery before the notice was issued, but its transaction
+    # committed after the sweep had read the deliveries (the race a time rule misses).
+    retractions.record_deliveries([("cd-late", "req-late", "ag-a", T0 + timedelta(minutes=90))])
+    [follow_up] = retractions.due(T0 + timedelta(hours=3))
+    assert follow_up.notice.request_ids == ["req-late"]
+    assert follow_up.notice.retraction_id == f"{first.notice.retraction_id}-2"
+    assert follow_up.recipient_agency_id == "ag-a"
+
+    retractions.mark_published([follow_up.notice.retraction_id], T0 + timedelta(hours=3))
+    assert retractions.due(T0 + timedelta(hours=4)) == []
+    assert len(retractions.unacknowledged()) == 2
+
+
+def test_one_notice_can_list_hundreds_of_deliveries(
+    stores: tuple[ConsentRegistry, RetractionStore],
+) -> None:
+    registry, retractions = stores
+    registry.apply([grant("cd-many", "subj-m")], now=T0)
+    ids = [f"req-nightly-batch-{i:04d}-{'x' * 60}" for i in range(300)]  # ~24,000 characters
+    retractions.record_deliveries([("cd-many", rid, "ag-b", T0) for rid in ids])
+    registry.apply([revoke("cd-many", "subj-m", T0 + timedelta(hours=1))], now=T0)
+
+    [notice] = retractions.due(T0 + timedelta(hours=2))
+    assert notice.notice.request_ids == sorted(ids)
+    retractions.mark_published([notice.notice.retraction_id], T0 + timedelta(hours=2))
+    assert retractions.due(T0 + timedelta(hours=3)) == []
+
+
+def test_the_migration_marks_deliveries_covered_by_notices_already_sent(database_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from sharinghub.runtime.schema import alembic_config
+
+    command.upgrade(alembic_config(database_url), "0003")
+    engine = create_engine_for(database_url)
+    with engine.begin() as conn:
+        for rid in ("req-1", "req-2", "req-3"):
+            conn.execute(
+                text("INSERT INTO consent_deliveries VALUES ('cd-m', :rid, 'ag-a', :at)"),
+                {"rid": rid, "at": T0},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO retractions (retraction_id, consent_id, recipient_agency_id,"
+                " request_ids, issued_at, published_at) VALUES"
+                " ('rtr-cd-m-v2-ag-a', 'cd-m', 'ag-a', 'req-1,req-2', :at, :at)"
+            ),
+            {"at": T0 + timedelta(hours=1)},
+        )
+    upgrade(database_url)
+    with engine.connect() as conn:
+        covered = dict(
+            conn.execute(
+                text("SELECT request_id, retraction_id FROM consent_deliveries ORDER BY request_id")
+            ).all()
+        )
+    engine.dispose()
+    assert covered == {"req-1": "rtr-cd-m-v2-ag-a", "req-2": "rtr-cd-m-v2-ag-a", "req-3": None}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Connection, DateTime, String, Table, select
+from sqlalchemy import Connection, DateTime, String, Table, Text, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -33,6 +33,10 @@ class ConsentDeliveryRow(Base):
     request_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     recipient_agency_id: Mapped[str] = mapped_column(String(100))
     delivered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The notice that told the recipient this delivery's consent was withdrawn. Coverage is
+    # per delivery, not per time: a delivery committed after a notice was issued (the gate
+    # checked consent just before the revocation landed) gets a notice of its own.
+    retraction_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
 
 
 _DELIVERIES = cast(Table, ConsentDeliveryRow.__table__)
@@ -46,7 +50,7 @@ class RetractionRow(Base):
     retraction_id: Mapped[str] = mapped_column(String(300), primary_key=True)
     consent_id: Mapped[str] = mapped_column(String(128), index=True)
     recipient_agency_id: Mapped[str] = mapped_column(String(100), index=True)
-    request_ids: Mapped[str] = mapped_column(String(8000))
+    request_ids: Mapped[str] = mapped_column(Text)
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -89,74 +93,85 @@ class RetractionStore:
             record_deliveries_on(conn, rows)
 
     def due(self, now: datetime) -> list[PendingRetraction]:
-        """Retractions owed: revoked consents with deliveries not yet covered by a notice, and
-        notices recorded but not yet published (a crash between the two)."""
+        """Retractions owed: notices recorded but not yet published (a crash between the two),
+        and a new notice per (revoked consent, recipient) for deliveries no notice covers yet.
+        """
         with self._sessions() as session, session.begin():
-            revoked = self._revoked(session, now)
-            if not revoked:
-                return []
-            deliveries = session.scalars(
-                select(ConsentDeliveryRow).where(ConsentDeliveryRow.consent_id.in_(list(revoked)))
+            unpublished = list(
+                session.scalars(select(RetractionRow).where(RetractionRow.published_at.is_(None)))
+            )
+            revoked = self._revoked(
+                session, now, extra_consents={r.consent_id for r in unpublished}
+            )
+            owed = [r for r in unpublished if r.consent_id in revoked]
+            uncovered = session.scalars(
+                select(ConsentDeliveryRow).where(
+                    ConsentDeliveryRow.consent_id.in_(list(revoked)),
+                    ConsentDeliveryRow.retraction_id.is_(None),
+                )
             ).all()
             grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
-            for d in deliveries:
+            for d in uncovered:
                 grouped[(d.consent_id, d.recipient_agency_id)].append(d.request_id)
-            existing = {
-                r.retraction_id: r
-                for r in session.scalars(
-                    select(RetractionRow).where(RetractionRow.consent_id.in_(list(revoked)))
-                )
-            }
-            out = []
             for (consent_id, recipient), request_ids in sorted(grouped.items()):
-                directive = revoked[consent_id]
-                rid = f"rtr-{consent_id}-v{directive.version}-{recipient}"
-                row = existing.get(rid)
-                if row is not None and row.published_at is not None:
-                    continue
-                if row is None:
-                    row = RetractionRow(
-                        retraction_id=rid,
-                        consent_id=consent_id,
-                        recipient_agency_id=recipient,
-                        request_ids=",".join(sorted(request_ids)),
-                        issued_at=now,
-                    )
-                    session.add(row)
-                assert directive.revoked_at is not None
-                out.append(
-                    PendingRetraction(
-                        recipient,
-                        RetractionNotice(
-                            retraction_id=rid,
-                            consent_id=consent_id,
-                            request_ids=row.request_ids.split(","),
-                            revoked_at=directive.revoked_at,
-                            message=RETRACTION_TEXT,
-                            issued_at=stored_utc(row.issued_at),
-                        ),
-                    )
+                row = RetractionRow(
+                    retraction_id=self._next_id(session, revoked[consent_id], recipient),
+                    consent_id=consent_id,
+                    recipient_agency_id=recipient,
+                    request_ids=",".join(sorted(request_ids)),
+                    issued_at=now,
                 )
-            return out
+                session.add(row)
+                session.execute(
+                    update(ConsentDeliveryRow)
+                    .where(
+                        ConsentDeliveryRow.consent_id == consent_id,
+                        ConsentDeliveryRow.request_id.in_(request_ids),
+                    )
+                    .values(retraction_id=row.retraction_id)
+                )
+                owed.append(row)
+            return [self._pending(row, revoked[row.consent_id]) for row in owed]
 
     @staticmethod
-    def _revoked(session: Session, now: datetime) -> dict[str, ConsentDirective]:
-        """Revoked consents still owing a notice: only consents with a stored revocation and a
-        delivery no published notice covers, so each sweep costs what is outstanding, not the
-        whole history of deliveries and directives."""
-        covered = (
-            select(RetractionRow.retraction_id)
-            .where(
-                RetractionRow.consent_id == ConsentDeliveryRow.consent_id,
-                RetractionRow.recipient_agency_id == ConsentDeliveryRow.recipient_agency_id,
-                RetractionRow.published_at.is_not(None),
-                RetractionRow.issued_at >= ConsentDeliveryRow.delivered_at,
-            )
-            .exists()
+    def _pending(row: RetractionRow, directive: ConsentDirective) -> PendingRetraction:
+        assert directive.revoked_at is not None
+        return PendingRetraction(
+            row.recipient_agency_id,
+            RetractionNotice(
+                retraction_id=row.retraction_id,
+                consent_id=row.consent_id,
+                request_ids=row.request_ids.split(","),
+                revoked_at=directive.revoked_at,
+                message=RETRACTION_TEXT,
+                issued_at=stored_utc(row.issued_at),
+            ),
         )
+
+    @staticmethod
+    def _next_id(session: Session, directive: ConsentDirective, recipient: str) -> str:
+        """`rtr-<consent>-v<version>-<recipient>`; a later notice for the same revocation and
+        recipient (deliveries that landed after the first) gets `-2`, `-3` …"""
+        base = f"rtr-{directive.consent_id}-v{directive.version}-{recipient}"
+        taken = session.scalars(
+            select(RetractionRow.retraction_id).where(
+                RetractionRow.consent_id == directive.consent_id,
+                RetractionRow.recipient_agency_id == recipient,
+            )
+        ).all()
+        earlier = sum(1 for t in taken if t == base or t.startswith(f"{base}-"))
+        return base if earlier == 0 else f"{base}-{earlier + 1}"
+
+    @staticmethod
+    def _revoked(
+        session: Session, now: datetime, extra_consents: set[str]
+    ) -> dict[str, ConsentDirective]:
+        """Revoked consents (in force by `now`) that owe a notice: only consents with a stored
+        revocation and a delivery no notice covers, plus `extra_consents`, so each sweep costs
+        what is outstanding, not the whole history of deliveries and directives."""
         outstanding = (
             select(ConsentDeliveryRow.consent_id)
-            .where(~covered)
+            .where(ConsentDeliveryRow.retraction_id.is_(None))
             .where(
                 ConsentDeliveryRow.consent_id.in_(
                     select(ConsentVersionRow.consent_id).where(ConsentVersionRow.action == "revoke")
@@ -164,9 +179,11 @@ class RetractionStore:
             )
             .distinct()
         )
-        rows = session.scalars(
-            select(ConsentVersionRow).where(ConsentVersionRow.consent_id.in_(outstanding))
-        ).all()
+        wanted = or_(
+            ConsentVersionRow.consent_id.in_(outstanding),
+            ConsentVersionRow.consent_id.in_(list(extra_consents)),
+        )
+        rows = session.scalars(select(ConsentVersionRow).where(wanted)).all()
         out = {}
         for cid, row in latest_per_consent(rows).items():
             directive = ConsentDirective.model_validate_json(row.directive_json)
