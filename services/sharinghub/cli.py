@@ -69,19 +69,29 @@ def _wait_until_ready(hub: Hub, timeout_s: float = 180.0, show: bool = True) -> 
     from sharinghub.tools.hub import ServiceExited
 
     t0 = time.monotonic()
+    total = len(hub.metrics_urls())
+    # A terminal gets one line that counts up; a log file or CI output a line every 15 s
+    # (carriage returns would run together there).
+    live = sys.stdout.isatty()
+    last_line = t0
 
     def progress(ready: int, total: int) -> None:
-        if show:
+        nonlocal last_line
+        if show and live:
             print(f"\r  services   {ready} of {total} ready", end="", flush=True)
+        elif show and time.monotonic() - last_line >= 15:
+            last_line = time.monotonic()
+            print(f"  services   {ready} of {total} ready ({last_line - t0:.0f} s) …", flush=True)
 
-    progress(0, len(hub.metrics_urls()))
+    progress(0, total)
     try:
         late = hub.wait_ready(timeout_s, on_progress=progress)
     except ServiceExited as exc:
-        print(f"\nerror: {exc}", file=sys.stderr)
+        print(f"\nerror: {exc}" if live else f"error: {exc}", file=sys.stderr)
         return False
     if show:
-        print(f" ({time.monotonic() - t0:.0f} s)", flush=True)
+        took = f"({time.monotonic() - t0:.0f} s)"
+        print(f" {took}" if live else f"  services   {total - len(late)} of {total} ready {took}")
     if late:
         print(
             f"warning: not ready after {timeout_s:.0f} s: {', '.join(late)}; they go on "
