@@ -74,12 +74,17 @@ def _wait_until_ready(hub: Hub, timeout_s: float = 180.0, show: bool = True) -> 
     # (carriage returns would run together there).
     live = sys.stdout.isatty()
     last_line = t0
+    shown = -1
 
     def progress(ready: int, total: int) -> None:
-        nonlocal last_line
-        if show and live:
-            print(f"\r  services   {ready} of {total} ready", end="", flush=True)
-        elif show and time.monotonic() - last_line >= 15:
+        nonlocal last_line, shown
+        if not show:
+            return
+        if live:
+            if ready != shown:
+                shown = ready
+                print(f"\r  services   {ready} of {total} ready", end="", flush=True)
+        elif time.monotonic() - last_line >= 15:
             last_line = time.monotonic()
             print(f"  services   {ready} of {total} ready ({last_line - t0:.0f} s) …", flush=True)
 
@@ -115,12 +120,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  console    {console_url or 'off (set SHARINGHUB_GOVERNANCE_TOKENS=name:token)'}")
         if not _wait_until_ready(hub):
             return 1
-        print("\nsharinghub is up. In another terminal:")
-        print(
-            f"  KAFKA_BOOTSTRAP_SERVERS={hub.bootstrap_servers} sharinghub scenario run FILE.jsonl"
-        )
-        print("Ctrl-C stops everything.", flush=True)
+        # The banner is inside the try: a signal sent as soon as its last line is read can
+        # arrive before print() returns.
         try:
+            print("\nsharinghub is up. In another terminal:")
+            print(
+                f"  KAFKA_BOOTSTRAP_SERVERS={hub.bootstrap_servers} "
+                "sharinghub scenario run FILE.jsonl"
+            )
+            print("Ctrl-C stops everything.", flush=True)
             while True:
                 dead = hub.check_alive()
                 if dead:

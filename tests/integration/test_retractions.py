@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sharinghub.consent.retractions import RetractionStore
+from sharinghub.consent import retractions as retractions_module
+from sharinghub.consent.retractions import RetractionStore, SweepConflict
 from sharinghub.consent.store import ConsentRegistry
 from sharinghub.contracts import (
     ConsentDirective,
@@ -15,7 +16,7 @@ from sharinghub.contracts import (
     ConsentScope,
     Purpose,
 )
-from sharinghub.runtime.db import create_engine_for
+from sharinghub.runtime.db import create_engine_for, session_factory
 from sharinghub.runtime.schema import upgrade
 
 pytestmark = pytest.mark.integration
@@ -155,3 +156,68 @@ def test_the_migration_marks_deliveries_covered_by_notices_already_sent(database
         )
     engine.dispose()
     assert covered == {"req-1": "rtr-cd-m-v2-ag-a", "req-2": "rtr-cd-m-v2-ag-a", "req-3": None}
+
+
+def test_deliveries_beyond_the_notice_limit_go_out_as_several_notices(
+    stores: tuple[ConsentRegistry, RetractionStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retractions_module, "NOTICE_MAX_REQUESTS", 100)
+    registry, retractions = stores
+    registry.apply([grant("cd-split", "subj-s")], now=T0)
+    ids = [f"req-{i:03d}" for i in range(250)]
+    retractions.record_deliveries([("cd-split", rid, "ag-a", T0) for rid in ids])
+    registry.apply([revoke("cd-split", "subj-s", T0 + timedelta(hours=1))], now=T0)
+
+    due = retractions.due(T0 + timedelta(hours=2))
+    assert [len(p.notice.request_ids) for p in due] == [100, 100, 50]
+    assert [p.notice.retraction_id for p in due] == [
+        "rtr-cd-split-v2-ag-a",
+        "rtr-cd-split-v2-ag-a-2",
+        "rtr-cd-split-v2-ag-a-3",
+    ]
+    assert sorted(r for p in due for r in p.notice.request_ids) == ids
+
+
+def test_a_recorded_notice_is_still_sent_after_the_consent_is_amended_back_into_force(
+    stores: tuple[ConsentRegistry, RetractionStore],
+) -> None:
+    registry, retractions = stores
+    registry.apply([grant("cd-again", "subj-g")], now=T0)
+    retractions.record_deliveries([("cd-again", "req-1", "ag-a", T0)])
+    revoked_at = T0 + timedelta(hours=1)
+    registry.apply([revoke("cd-again", "subj-g", revoked_at)], now=T0)
+    [recorded] = retractions.due(T0 + timedelta(hours=2))  # then, say, the broker was down
+
+    first_grant = grant("cd-again", "subj-g")
+    amended = first_grant.model_copy(  # an amendment that puts the consent back in force
+        update={
+            "action": "amend",
+            "directive": first_grant.directive.model_copy(update={"version": 3}),
+        }
+    )
+    [applied] = registry.apply([amended], now=T0 + timedelta(hours=3))
+    assert applied.status == "recorded"
+    [owed] = retractions.due(T0 + timedelta(hours=4))
+    assert owed.notice.retraction_id == recorded.notice.retraction_id
+    assert owed.notice.request_ids == ["req-1"]
+    assert owed.notice.revoked_at == revoked_at  # the revocation it was issued for
+
+
+def test_a_sweeper_does_not_record_deliveries_another_one_covered(
+    stores: tuple[ConsentRegistry, RetractionStore], database_url: str
+) -> None:
+    registry, retractions = stores
+    registry.apply([grant("cd-two", "subj-t")], now=T0)
+    retractions.record_deliveries([("cd-two", "req-1", "ag-a", T0)])
+    registry.apply([revoke("cd-two", "subj-t", T0 + timedelta(hours=1))], now=T0)
+    [first] = retractions.due(T0 + timedelta(hours=2))
+
+    # what a second sweeper would record for deliveries it read before the first committed
+    revoked = grant("cd-two", "subj-t").directive.model_copy(update={"version": 2})
+    engine = create_engine_for(database_url)
+    with pytest.raises(SweepConflict), session_factory(engine)() as session, session.begin():
+        retractions._record(session, revoked, "ag-a", ["req-1"], T0 + timedelta(hours=2))
+    engine.dispose()
+    assert [p.notice.retraction_id for p in retractions.due(T0 + timedelta(hours=3))] == [
+        first.notice.retraction_id  # recorded once, still unpublished; no second notice
+    ]

@@ -3,19 +3,25 @@ retraction notices sent (and acknowledged) when that consent is withdrawn."""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Connection, DateTime, String, Table, Text, or_, select, update
+from sqlalchemy import Connection, CursorResult, DateTime, String, Table, Text, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from sharinghub.consent.store import ConsentVersionRow, latest_per_consent
 from sharinghub.contracts import ConsentDirective, RetractionAck, RetractionNotice
 from sharinghub.runtime.db import Base, insert_new, session_factory, stored_utc
+
+log = logging.getLogger(__name__)
+# A notice lists the deliveries it covers; more than this many go out as several notices
+# (each well under the broker's message size limit: request ids are at most 128 characters).
+NOTICE_MAX_REQUESTS = 1000
 
 RETRACTION_TEXT = (
     "The client has withdrawn the consent these disclosures relied on. Stop further use and "
@@ -74,6 +80,10 @@ def record_deliveries_on(conn: Connection, rows: Sequence[tuple[str, str, str, d
     )
 
 
+class SweepConflict(RuntimeError):
+    """Another sweeper recorded a notice for some of the same deliveries first."""
+
+
 @dataclass(frozen=True)
 class PendingRetraction:
     recipient_agency_id: str
@@ -94,44 +104,72 @@ class RetractionStore:
 
     def due(self, now: datetime) -> list[PendingRetraction]:
         """Retractions owed: notices recorded but not yet published (a crash between the two),
-        and a new notice per (revoked consent, recipient) for deliveries no notice covers yet.
+        and new notices per (revoked consent, recipient) for deliveries no notice covers yet
+        (at most `NOTICE_MAX_REQUESTS` request ids a notice).
+
+        Raises `SweepConflict` (nothing recorded) if another sweeper covered some of the same
+        deliveries meanwhile; the next sweep sees what it recorded.
         """
         with self._sessions() as session, session.begin():
-            unpublished = list(
-                session.scalars(select(RetractionRow).where(RetractionRow.published_at.is_(None)))
-            )
-            revoked = self._revoked(
-                session, now, extra_consents={r.consent_id for r in unpublished}
-            )
-            owed = [r for r in unpublished if r.consent_id in revoked]
+            owed = [
+                self._pending(row, directive)
+                for row in session.scalars(
+                    select(RetractionRow)
+                    .where(RetractionRow.published_at.is_(None))
+                    .order_by(RetractionRow.issued_at, RetractionRow.retraction_id)
+                )
+                if (directive := self._revocation_of(session, row)) is not None
+            ]
+            revoked = self._revoked(session, now)
             uncovered = session.scalars(
-                select(ConsentDeliveryRow).where(
+                select(ConsentDeliveryRow)
+                .where(
                     ConsentDeliveryRow.consent_id.in_(list(revoked)),
                     ConsentDeliveryRow.retraction_id.is_(None),
                 )
+                # PostgreSQL: two sweepers never take the same delivery (SQLite has one
+                # writer at a time and ignores this)
+                .with_for_update(skip_locked=True)
             ).all()
             grouped: dict[tuple[str, str], list[str]] = defaultdict(list)
             for d in uncovered:
                 grouped[(d.consent_id, d.recipient_agency_id)].append(d.request_id)
             for (consent_id, recipient), request_ids in sorted(grouped.items()):
-                row = RetractionRow(
-                    retraction_id=self._next_id(session, revoked[consent_id], recipient),
-                    consent_id=consent_id,
-                    recipient_agency_id=recipient,
-                    request_ids=",".join(sorted(request_ids)),
-                    issued_at=now,
-                )
-                session.add(row)
-                session.execute(
-                    update(ConsentDeliveryRow)
-                    .where(
-                        ConsentDeliveryRow.consent_id == consent_id,
-                        ConsentDeliveryRow.request_id.in_(request_ids),
-                    )
-                    .values(retraction_id=row.retraction_id)
-                )
-                owed.append(row)
-            return [self._pending(row, revoked[row.consent_id]) for row in owed]
+                ordered = sorted(request_ids)
+                for start in range(0, len(ordered), NOTICE_MAX_REQUESTS):
+                    chunk = ordered[start : start + NOTICE_MAX_REQUESTS]
+                    row = self._record(session, revoked[consent_id], recipient, chunk, now)
+                    owed.append(self._pending(row, revoked[consent_id]))
+            return owed
+
+    def _record(
+        self,
+        session: Session,
+        directive: ConsentDirective,
+        recipient: str,
+        request_ids: list[str],
+        now: datetime,
+    ) -> RetractionRow:
+        row = RetractionRow(
+            retraction_id=self._next_id(session, directive, recipient),
+            consent_id=directive.consent_id,
+            recipient_agency_id=recipient,
+            request_ids=",".join(request_ids),
+            issued_at=now,
+        )
+        session.add(row)
+        covered = session.execute(
+            update(ConsentDeliveryRow)
+            .where(
+                ConsentDeliveryRow.consent_id == directive.consent_id,
+                ConsentDeliveryRow.request_id.in_(request_ids),
+                ConsentDeliveryRow.retraction_id.is_(None),
+            )
+            .values(retraction_id=row.retraction_id)
+        )
+        if cast(CursorResult[Any], covered).rowcount != len(request_ids):
+            raise SweepConflict("another sweeper covered some of these deliveries")
+        return row
 
     @staticmethod
     def _pending(row: RetractionRow, directive: ConsentDirective) -> PendingRetraction:
@@ -149,6 +187,22 @@ class RetractionStore:
         )
 
     @staticmethod
+    def _revocation_of(session: Session, row: RetractionRow) -> ConsentDirective | None:
+        """The revocation a recorded notice was issued for (its version is in the id), even if
+        the client has granted consent again since: the deliveries still rested on it."""
+        version = row.retraction_id.removeprefix(f"rtr-{row.consent_id}-v").split("-", 1)[0]
+        stored = (
+            session.get(ConsentVersionRow, (row.consent_id, int(version)))
+            if version.isdigit()
+            else None
+        )
+        directive = ConsentDirective.model_validate_json(stored.directive_json) if stored else None
+        if directive is None or directive.revoked_at is None:
+            log.warning("retraction notice without its revocation left unsent")
+            return None
+        return directive
+
+    @staticmethod
     def _next_id(session: Session, directive: ConsentDirective, recipient: str) -> str:
         """`rtr-<consent>-v<version>-<recipient>`; a later notice for the same revocation and
         recipient (deliveries that landed after the first) gets `-2`, `-3` …"""
@@ -163,12 +217,10 @@ class RetractionStore:
         return base if earlier == 0 else f"{base}-{earlier + 1}"
 
     @staticmethod
-    def _revoked(
-        session: Session, now: datetime, extra_consents: set[str]
-    ) -> dict[str, ConsentDirective]:
-        """Revoked consents (in force by `now`) that owe a notice: only consents with a stored
-        revocation and a delivery no notice covers, plus `extra_consents`, so each sweep costs
-        what is outstanding, not the whole history of deliveries and directives."""
+    def _revoked(session: Session, now: datetime) -> dict[str, ConsentDirective]:
+        """Revoked consents (in force by `now`) with a delivery no notice covers: only consents
+        with a stored revocation, so each sweep costs what is outstanding, not the whole
+        history of deliveries and directives."""
         outstanding = (
             select(ConsentDeliveryRow.consent_id)
             .where(ConsentDeliveryRow.retraction_id.is_(None))
@@ -179,11 +231,9 @@ class RetractionStore:
             )
             .distinct()
         )
-        wanted = or_(
-            ConsentVersionRow.consent_id.in_(outstanding),
-            ConsentVersionRow.consent_id.in_(list(extra_consents)),
-        )
-        rows = session.scalars(select(ConsentVersionRow).where(wanted)).all()
+        rows = session.scalars(
+            select(ConsentVersionRow).where(ConsentVersionRow.consent_id.in_(outstanding))
+        ).all()
         out = {}
         for cid, row in latest_per_consent(rows).items():
             directive = ConsentDirective.model_validate_json(row.directive_json)

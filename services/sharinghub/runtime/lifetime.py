@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import signal
 import sys
@@ -18,6 +19,7 @@ from collections.abc import Callable
 _PR_SET_PDEATHSIG = 1
 
 
+@functools.cache  # find_library runs a subprocess (ldconfig); once per process is enough
 def _prctl() -> Callable[..., int] | None:
     if not sys.platform.startswith("linux"):
         return None

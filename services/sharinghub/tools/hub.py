@@ -150,7 +150,8 @@ class Hub:
     ) -> list[str]:
         """Wait until every service process answers 200 on /ready (its consumers joined their
         groups and have partitions); return the labels still not ready after `timeout_s`
-        (empty: all ready). `on_progress(ready, total)` is called whenever the count grows.
+        (empty: all ready). `on_progress(ready, total)` is called on every poll (~5 a second),
+        so a caller can show the count as it grows or print a line now and then.
 
         Raises `ServiceExited` if a service exits meanwhile. Without metrics endpoints
         (`metrics=False`) there is nothing to ask, and it returns at once.
@@ -165,8 +166,8 @@ class Hub:
             for label, url in list(waiting.items()):
                 if _answers_ok(url.removesuffix("/metrics") + "/ready"):
                     del waiting[label]
-                    if on_progress is not None:
-                        on_progress(total - len(waiting), total)
+            if on_progress is not None:
+                on_progress(total - len(waiting), total)
             if waiting:
                 time.sleep(0.2)
         return sorted(waiting)

@@ -27,6 +27,7 @@ import orjson
 from sharinghub.contracts import URGENT_PURPOSES, topics
 from sharinghub.runtime.broker import EmbeddedBroker
 from sharinghub.runtime.codec import encode
+from sharinghub.runtime.lifetime import end_with_parent
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.topics import ensure_topics
 from sharinghub.tools.bench.generator import Load, generate
@@ -196,6 +197,7 @@ class Bench:
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
+                    preexec_fn=end_with_parent(),  # ends it should the bench be killed
                 )
             )
 

@@ -57,6 +57,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Lossy: follow-up notices stay, but which delivery each covered is dropped; refuse
+    # rather than cut a notice's request ids to fit the old column.
+    too_long = op.get_bind().scalar(
+        sa.select(sa.func.count())
+        .select_from(_retractions)
+        .where(sa.func.length(_retractions.c.request_ids) > 8000)
+    )
+    if too_long:
+        raise RuntimeError(
+            f"cannot downgrade below 0004: {too_long} retraction notice(s) list more request "
+            "ids than the old 8,000-character column holds"
+        )
     with op.batch_alter_table("retractions", schema=None) as batch_op:
         batch_op.alter_column(
             "request_ids", existing_type=sa.Text(), type_=sa.String(length=8000), nullable=False
