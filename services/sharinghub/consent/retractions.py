@@ -58,7 +58,10 @@ class RetractionRow(Base):
     recipient_agency_id: Mapped[str] = mapped_column(String(100), index=True)
     request_ids: Mapped[str] = mapped_column(Text)
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # indexed: every sweep (each second) looks for notices recorded but not yet published
+    published_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True, index=True
+    )
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     acknowledged_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
 

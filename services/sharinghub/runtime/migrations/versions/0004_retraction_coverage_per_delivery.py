@@ -1,4 +1,4 @@
-"""retraction coverage per delivery; notice request ids unbounded
+"""retraction coverage per delivery; notice request ids unbounded; unpublished notices indexed
 
 Revision ID: 0004
 Revises: 0003
@@ -42,6 +42,10 @@ def upgrade() -> None:
         batch_op.alter_column(
             "request_ids", existing_type=sa.String(length=8000), type_=sa.Text(), nullable=False
         )
+        # every sweep (each second) looks for notices recorded but not yet published
+        batch_op.create_index(
+            batch_op.f("ix_retractions_published_at"), ["published_at"], unique=False
+        )
     conn = op.get_bind()
     for notice in conn.execute(sa.select(_retractions)).all():
         conn.execute(
@@ -70,6 +74,7 @@ def downgrade() -> None:
             "ids than the old 8,000-character column holds"
         )
     with op.batch_alter_table("retractions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_retractions_published_at"))
         batch_op.alter_column(
             "request_ids", existing_type=sa.Text(), type_=sa.String(length=8000), nullable=False
         )
