@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from sharinghub.runtime.broker import EmbeddedBroker
 from sharinghub.runtime.topics import ensure_topics
+from sharinghub.tools.bench.probe import percentile
 from sharinghub.tools.bench.runner import cpu_seconds
 
 PARTITIONS = 3
@@ -105,11 +106,6 @@ async def idle_shares(
     return (b1 - b0) / (t1 - t0), (c1 - c0) / (t1 - t0)
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def run(
     bootstrap: str, broker_pid: int, waits: list[int], messages: int, seconds: float
 ) -> None:
@@ -122,8 +118,9 @@ async def run(
         await ensure_topics(bootstrap, [live, idle], partitions=PARTITIONS)
         latencies = await arrival_latency_ms(bootstrap, live, wait, messages)
         broker_share, consumer_share = await idle_shares(bootstrap, idle, wait, seconds, broker_pid)
+        p99 = percentile(sorted(latencies), 99) or 0.0
         print(
-            f"{wait:>7} ms {statistics.median(latencies):>9.1f} ms {pct(latencies, 0.99):>7.1f}"
+            f"{wait:>7} ms {statistics.median(latencies):>9.1f} ms {p99:>7.1f}"
             f" {max(latencies):>7.1f}   {broker_share:>16.1%} {consumer_share:>9.1%}",
             flush=True,
         )

@@ -142,6 +142,20 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime (fields 14, 15)
 
 
+def cpu_snapshot(pids: dict[str, int]) -> dict[str, float | None]:
+    """CPU seconds so far of each labelled process (None where unreadable)."""
+    return {k: cpu_seconds(pid) for k, pid in pids.items()}
+
+
+def cpu_used_since(pids: dict[str, int], before: dict[str, float | None]) -> dict[str, float]:
+    """CPU seconds each labelled process used since `before` (where both reads worked)."""
+    return {
+        k: now - then
+        for k, pid in pids.items()
+        if (then := before.get(k)) is not None and (now := cpu_seconds(pid)) is not None
+    }
+
+
 def hub_pids(hub: Hub) -> dict[str, int]:
     """Process label ("policy-0", "policy-urgent-0" …) and "broker" → PID, for the processes
     this bench started."""
@@ -341,13 +355,12 @@ class Bench:
             # The warm-up also covers the services' start-up (group joins, directive catch-up).
             await self.burst(p, warm, [m[3] for m in warm])
             pids = hub_pids(hub)
-            before = {k: cpu_seconds(pid) for k, pid in pids.items()}
+            before = cpu_snapshot(pids)
             out["pipeline_burst"] = await self.burst(p, burst_part, [m[3] for m in burst_part])
             # Where the CPU went: ms of CPU per request in each process during the burst.
             out["pipeline_cpu_ms_per_request"] = {
-                k: round((now - then) * 1000 / len(burst_part), 3)
-                for k, pid in pids.items()
-                if (then := before[k]) is not None and (now := cpu_seconds(pid)) is not None
+                k: round(used * 1000 / len(burst_part), 3)
+                for k, used in cpu_used_since(pids, before).items()
             }
             if not full:
                 return out
@@ -447,13 +460,11 @@ class Bench:
         """What a hub with nothing to do costs: each process's share of one core."""
         await asyncio.sleep(3.0)  # past the start-up's last group and metadata requests
         pids = hub_pids(hub)
-        before, t0 = {k: cpu_seconds(pid) for k, pid in pids.items()}, time.monotonic()
+        before, t0 = cpu_snapshot(pids), time.monotonic()
         await asyncio.sleep(self.cfg.idle_seconds)
         elapsed = time.monotonic() - t0
         shares = {
-            k: round((now - then) / elapsed * 100, 1)
-            for k, pid in pids.items()
-            if (then := before[k]) is not None and (now := cpu_seconds(pid)) is not None
+            k: round(used / elapsed * 100, 1) for k, used in cpu_used_since(pids, before).items()
         }
         return {
             "seconds": round(elapsed, 1),
