@@ -99,7 +99,9 @@ class DecisionRecorder:
         One transaction: the ledger append (which takes the chain's lock), then `writes` (the
         batch's other effects that must be on file before anything is published: consent
         deliveries, review cases), the pending dispatch marks, then the look-up of what was
-        already dispatched.
+        already dispatched. Only replays are looked up: an effect is marked dispatched only
+        after a `prepare` recorded its audit record, so one whose record this append added
+        cannot have been.
         """
         unique: dict[str, Effect] = {}
         for effect in effects:
@@ -109,15 +111,14 @@ class DecisionRecorder:
             for write in writes:
                 write(conn)
             marks = self._write_marks(conn)
+            replayed = [key for key, added in zip(unique, new, strict=True) if not added]
             done = (
                 set(
                     conn.scalars(
-                        select(_DISPATCH.c.effect_key).where(
-                            _DISPATCH.c.effect_key.in_(list(unique))
-                        )
+                        select(_DISPATCH.c.effect_key).where(_DISPATCH.c.effect_key.in_(replayed))
                     )
                 )
-                if unique
+                if replayed
                 else set()
             )
             conn.commit()
