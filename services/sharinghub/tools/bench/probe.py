@@ -24,6 +24,7 @@ class Observation:
     first: dict[str, float] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     per_topic: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    last_new: float = 0.0  # when an id was last seen for the first time
 
 
 class Probe:
@@ -79,7 +80,8 @@ class Probe:
                     rid = self.id_of(tp.topic, rec.value or b"", list(rec.headers or ()))
                     if rid is None:
                         continue
-                    self.seen.first.setdefault(rid, now)
+                    if rid not in self.seen.first:
+                        self.seen.first[rid] = self.seen.last_new = now
                     self.seen.counts[rid] += 1
                     self.seen.per_topic[tp.topic][rid] += 1
 
@@ -112,12 +114,19 @@ class Probe:
             await asyncio.sleep(tick_s)
         await self.producer.flush()
 
-    async def wait_for(self, ids: Iterable[str], timeout_s: float) -> bool:
+    async def wait_for(
+        self, ids: Iterable[str], timeout_s: float, *, stall_s: float | None = None
+    ) -> bool:
+        """True once every id was seen; False after `timeout_s`, or after `stall_s` in which
+        no new id arrived at all (nothing is moving: what is missing is lost, or was missed
+        by this live reader, which the recount from the topics tells apart)."""
         wanted = set(ids)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        start = time.monotonic()
+        while (now := time.monotonic()) < start + timeout_s:
             if wanted <= self.seen.first.keys():
                 return True
+            if stall_s is not None and now - max(start, self.seen.last_new) > stall_s:
+                return False
             await asyncio.sleep(0.05)
         return False
 

@@ -28,6 +28,10 @@ def table(f: dict[str, Any]) -> str:
             f"{_fmt(p['p50_ms'])}/{_fmt(p['p95_ms'])}/{_fmt(p['p99_ms']):<8} "
             f"{_fmt(r['p50_ms'])}/{_fmt(r['p95_ms'])}/{_fmt(r['p99_ms'])}"
         )
+        if "cpu_pct_of_one_core" in p:
+            rows.append(
+                f"  CPU meanwhile, % of one core (broker) {_cpu_share(p):<15} {_cpu_share(r)}"
+            )
     if cpu := f.get("pipeline_cpu_ms_per_request"):
         rows.append(
             "CPU ms per request (burst)              "
@@ -81,6 +85,12 @@ def table(f: dict[str, Any]) -> str:
     if "delivery_accounting" in f:
         rows.append(f"lost / duplicated outcomes / inbox      {_counted(f['delivery_accounting'])}")
     return "\n".join(rows)
+
+
+def _cpu_share(rate_row: dict[str, Any]) -> str:
+    if "cpu_pct_of_one_core" not in rate_row:
+        return "-"
+    return f"{rate_row['cpu_pct_of_one_core']} ({rate_row['broker_cpu_pct_of_one_core']})"
 
 
 def _counted(a: dict[str, Any]) -> str:

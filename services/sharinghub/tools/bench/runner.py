@@ -166,6 +166,10 @@ def hub_pids(hub: Hub) -> dict[str, int]:
     return pids
 
 
+STALL_S = 60.0
+"""A burst or the soak's drain stops waiting once no outcome at all arrived for this long."""
+
+
 class Bench:
     def __init__(self, cfg: BenchConfig) -> None:
         self.cfg = cfg
@@ -248,7 +252,7 @@ class Bench:
     async def burst(self, probe: Probe, msgs: list[Message], ids: list[str]) -> dict[str, Any]:
         t0 = time.monotonic()
         await probe.send_all(msgs)
-        complete = await probe.wait_for(ids, timeout_s=max(120.0, len(ids) / 50))
+        complete = await probe.wait_for(ids, timeout_s=max(120.0, len(ids) / 50), stall_s=STALL_S)
         last = max((probe.seen.first[i] for i in ids if i in probe.seen.first), default=t0)
         done = sum(1 for i in ids if i in probe.seen.first)
         return {
@@ -260,12 +264,23 @@ class Bench:
         }
 
     async def paced(
-        self, probe: Probe, msgs: list[Message], ids: list[str], rate: int
+        self,
+        probe: Probe,
+        msgs: list[Message],
+        ids: list[str],
+        rate: int,
+        pids: dict[str, int] | None = None,
     ) -> dict[str, Any]:
+        """Latency at an offered rate and, given the processes' `pids`, the CPU they used
+        meanwhile as a share of one core (the broker's apart): below capacity, batches are
+        small and consumers poll, so this is far more than the rate times the burst's CPU
+        per request."""
+        before, t0 = cpu_snapshot(pids or {}), time.monotonic()
         await probe.paced(msgs, rate)
         await probe.wait_for(ids, timeout_s=60)
+        used, elapsed = cpu_used_since(pids or {}, before), time.monotonic() - t0
         lat = probe.latencies_ms(ids)
-        return {
+        out = {
             "rate": rate,
             "count": len(ids),
             "completed": len(lat),
@@ -273,6 +288,10 @@ class Bench:
             "p95_ms": percentile(lat, 95),
             "p99_ms": percentile(lat, 99),
         }
+        if used:
+            out["cpu_pct_of_one_core"] = round(sum(used.values()) / elapsed * 100, 1)
+            out["broker_cpu_pct_of_one_core"] = round(used.get("broker", 0.0) / elapsed * 100, 1)
+        return out
 
     def _rate_slices(self, total: int) -> list[tuple[int, int, int]]:
         """(rate, start, end) of the requests each offered rate uses, after warm-up and burst."""
@@ -323,13 +342,17 @@ class Bench:
             )
             self.start_relays(broker.bootstrap_servers)
             try:
-                return asyncio.run(self.measure_relay(broker.bootstrap_servers, load))
+                pids = {f"relay-{i}": r.pid for i, r in enumerate(self.relays)}
+                pids["broker"] = broker.process.pid
+                return asyncio.run(self.measure_relay(broker.bootstrap_servers, load, pids))
             finally:
                 self.stop_relays()
         finally:
             broker.stop()
 
-    async def measure_relay(self, bootstrap: str, load: Load) -> dict[str, Any]:
+    async def measure_relay(
+        self, bootstrap: str, load: Load, relay_pids: dict[str, int]
+    ) -> dict[str, Any]:
         """The bare relay: same messages, same hops, nothing else running."""
         n = self.cfg.requests
         out: dict[str, Any] = {"relay_rates": []}
@@ -341,7 +364,9 @@ class Bench:
             )
             for rate, a, b in self._rate_slices(len(load.requests)):
                 chunk = relay_messages(load, f"rate{rate}")[a:b]
-                out["relay_rates"].append(await self.paced(rp, chunk, [m[3] for m in chunk], rate))
+                out["relay_rates"].append(
+                    await self.paced(rp, chunk, [m[3] for m in chunk], rate, relay_pids)
+                )
         return out
 
     async def measure(self, hub: Hub, load: Load, *, full: bool) -> dict[str, Any]:
@@ -368,7 +393,7 @@ class Bench:
             for rate, a, b in self._rate_slices(len(reqs)):
                 chunk = reqs[a:b]
                 out["pipeline_rates"].append(
-                    await self.paced(p, chunk, [m[3] for m in chunk], rate)
+                    await self.paced(p, chunk, [m[3] for m in chunk], rate, pids)
                 )
             out["delivery_accounting"] = await self.accounting(hub, p, load)
         return out
@@ -498,10 +523,13 @@ class Bench:
             await p.paced(messages(load), self.cfg.soak_rate)
             offered_until = time.monotonic()
             # Drain: a backlog left at the end is reported as such, not counted as lost.
-            drained = await p.wait_for(ids, max(120.0, self.cfg.soak_seconds))
-            drain_s = round(time.monotonic() - offered_until, 1)
+            drained = await p.wait_for(ids, max(120.0, self.cfg.soak_seconds), stall_s=STALL_S)
+            last = max((p.seen.first[i] for i in ids if i in p.seen.first), default=offered_until)
+            drain_s = round(max(0.0, last - offered_until), 1)
             sampler.cancel()  # before the services stop for the count
             accounting = await self.accounting(hub, p, load)
+        # The live reader can miss an arrival the recount finds: then the backlog did drain.
+        drained = drained or accounting.get("lost") == 0
         # RSS "flat" means no growth once warm: compare the middle of the soak with its end.
         warm = samples[min(len(samples) - 1, max(1, len(samples) // 10))]
         middle, end = samples[len(samples) // 2], samples[-1]
