@@ -32,6 +32,14 @@ def test_a_small_bench_accounts_for_every_request_and_writes_its_results(tmp_pat
     assert figures["pipeline_burst"]["completed"] == 300
     [rate] = figures["pipeline_rates"]
     assert rate["rate"] == 50 and rate["completed"] == rate["count"] > 0
+    # what every process (the broker's apart) used while the rate was offered, both systems
+    [relay_rate] = figures["relay_rates"]
+    for row in (rate, relay_rate):
+        assert 0 < row["broker_cpu_pct_of_one_core"] < row["cpu_pct_of_one_core"] <= 200 * 1.1
+    assert (
+        f"CPU meanwhile, % of one core (broker) {rate['cpu_pct_of_one_core']} "
+        f"({rate['broker_cpu_pct_of_one_core']})" in run.stdout
+    )
     accounting = figures["delivery_accounting"]
     assert accounting["requests_sent"] >= 300 + rate["count"]
     assert (accounting["lost"], accounting["duplicated_outcomes"]) == (0, 0)
