@@ -43,8 +43,10 @@ async def test_batches_reach_the_processor_and_its_outputs_are_published(
     bootstrap: str, tmp_path: Path, worker_thread_calls: list[str]
 ) -> None:
     seen: list[bytes] = []
+    batch_sizes: list[int] = []
 
     async def relay(items: list[Item]) -> Batch:
+        batch_sizes.append(len(items))
         seen.extend(item.value for item in items)
         return Batch([item.output(SINK, b"out:" + item.value, None) for item in items])
 
@@ -76,6 +78,7 @@ async def test_batches_reach_the_processor_and_its_outputs_are_published(
                 if len(out) == len(seen) == published.index(value) + 1:
                     break
         assert seen == published
+        assert batch_sizes == [1, 1, 1]
         assert out == [b"out:" + v for v in published]
         assert worker_thread_calls == []
     finally:

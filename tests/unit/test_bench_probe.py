@@ -28,9 +28,9 @@ async def test_waiting_gives_up_once_nothing_new_arrives_for_the_stall_time() ->
 
 async def test_an_arrival_restarts_the_stall_time() -> None:
     probe = _probe()
-    waiting = asyncio.create_task(probe.wait_for(["a", "b"], timeout_s=600, stall_s=2.0))
+    waiting = asyncio.create_task(probe.wait_for(["a", "b"], timeout_s=600, stall_s=5.0))
     # each arrives before the stall time since the one before, the last after it in all
     for rid in ("a", "b"):
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(3.0)
         probe.seen.first[rid] = probe.seen.last_new = time.monotonic()
     assert await asyncio.wait_for(waiting, timeout=30) is True

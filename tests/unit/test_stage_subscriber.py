@@ -4,15 +4,18 @@ arriving meanwhile waited for the sleep (on a quiet lane, at every hop)."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import anyio
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
+from faststream.kafka.message import FakeConsumer, KafkaMessage
 
 from sharinghub.contracts import Stage, topics
-from sharinghub.runtime.app import StageService
+from sharinghub.runtime.app import StageService, decode_poll
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.stage import Batch, Item
 
@@ -84,3 +87,20 @@ async def test_a_poll_returns_every_partition_s_records_in_order(subscriber) -> 
     )
     assert await subscriber.get_msg(consumer) == ()
     assert await subscriber.get_msg(consumer) == (*first, *second)
+
+
+async def test_a_batch_s_message_is_freed_without_waiting_for_a_cycle_collection() -> None:
+    """FastStream caches the decoded body on the message: the body must not be the message
+    itself (a message holding itself, with its records, lives on until a cycle collection)."""
+    records = (_record(0, 1), _record(1, 2))
+    message = KafkaMessage(records, body=[b"{}", b"{}"], consumer=FakeConsumer())
+    message.set_decoder(decode_poll)
+    polled = await message.decode()
+    assert polled.records == records and polled.consumer is message.consumer
+    gone = weakref.ref(message)
+    gc.disable()
+    try:
+        del message
+        assert gone() is None
+    finally:
+        gc.enable()
