@@ -366,7 +366,7 @@ class StageService:
         )
         _without_idle_sleep(subscriber)
 
-        # `Any`: FastStream's dependency injection would otherwise validate (copy) every record
+        # `Any`: with a type, FastStream's dependency injection validates the body against it
         async def on_batch(polled: Any) -> None:
             if urgent_lane:
                 self._urgent_batches += 1
