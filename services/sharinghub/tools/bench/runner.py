@@ -272,9 +272,9 @@ class Bench:
         pids: dict[str, int] | None = None,
     ) -> dict[str, Any]:
         """Latency at an offered rate and, given the processes' `pids`, the CPU they used
-        meanwhile as a share of one core (the broker's apart): below capacity, batches are
-        small and consumers poll, so this is far more than the rate times the burst's CPU
-        per request."""
+        meanwhile as a share of one core (all of them, and the broker alone): below capacity,
+        batches are small and consumers poll, so this is far more than the rate times the
+        burst's CPU per request."""
         before, t0 = cpu_snapshot(pids or {}), time.monotonic()
         await probe.paced(msgs, rate)
         await probe.wait_for(ids, timeout_s=60)
