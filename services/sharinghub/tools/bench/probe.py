@@ -130,6 +130,10 @@ class Probe:
             await asyncio.sleep(0.05)
         return False
 
+    def last_arrival(self, ids: Iterable[str], default: float) -> float:
+        """When the last of `ids` seen so far first arrived (`default` if none was)."""
+        return max((self.seen.first[i] for i in ids if i in self.seen.first), default=default)
+
     def latencies_ms(self, ids: Iterable[str]) -> list[float]:
         return sorted(
             (self.seen.first[i] - self.sent[i]) * 1000

@@ -253,7 +253,7 @@ class Bench:
         t0 = time.monotonic()
         await probe.send_all(msgs)
         complete = await probe.wait_for(ids, timeout_s=max(120.0, len(ids) / 50), stall_s=STALL_S)
-        last = max((probe.seen.first[i] for i in ids if i in probe.seen.first), default=t0)
+        last = probe.last_arrival(ids, default=t0)
         done = sum(1 for i in ids if i in probe.seen.first)
         return {
             "messages": len(ids),
@@ -524,7 +524,7 @@ class Bench:
             offered_until = time.monotonic()
             # Drain: a backlog left at the end is reported as such, not counted as lost.
             drained = await p.wait_for(ids, max(120.0, self.cfg.soak_seconds), stall_s=STALL_S)
-            last = max((p.seen.first[i] for i in ids if i in p.seen.first), default=offered_until)
+            last = p.last_arrival(ids, default=offered_until)
             drain_s = round(max(0.0, last - offered_until), 1)
             sampler.cancel()  # before the services stop for the count
             accounting = await self.accounting(hub, p, load)
