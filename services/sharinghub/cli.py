@@ -14,6 +14,8 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sharinghub.tools.arg_types import at_least, seconds, tcp_port
+
 if TYPE_CHECKING:
     from sharinghub.runtime.settings import Settings
     from sharinghub.tools.hub import Hub
@@ -110,6 +112,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     from sharinghub.tools.hub import Hub
 
     settings = _settings()
+    if args.processes > settings.partitions:
+        print(
+            f"error: --processes {args.processes} is more than the {settings.partitions} "
+            "partitions per topic: a stage's extra processes would have no partition to read "
+            "(raise SHARINGHUB_PARTITIONS before the topics are created)",
+            file=sys.stderr,
+        )
+        return 2
     hub = Hub(settings, processes_per_stage=args.processes, urgent_processes=args.urgent_processes)
     print("starting sharinghub (broker, database schema, 4 services) …", flush=True)
     with hub, _console(settings, args.console_port) as console_url:
@@ -418,25 +428,30 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("service", choices=["consent", "policy", "redaction", "delivery"])
     r.set_defaults(func=cmd_run)
     u = sub.add_parser("up", help="start broker, database and all services; Ctrl-C stops all")
-    u.add_argument("--processes", type=int, default=1, help="processes per stage")
+    u.add_argument(
+        "--processes",
+        type=at_least(1),
+        default=1,
+        help="processes per stage (at most SHARINGHUB_PARTITIONS, default 3)",
+    )
     u.add_argument(
         "--urgent-processes",
         action="store_true",
         help="one more process per stage for the urgent lane only; bulk processes run at "
         "lower CPU priority (recommended where bursts of bulk requests are expected)",
     )
-    u.add_argument("--console-port", type=int, default=8765, help="governance console port")
+    u.add_argument("--console-port", type=tcp_port, default=8765, help="governance console port")
     u.set_defaults(func=cmd_up)
     d = sub.add_parser("demo", help="run the example scenarios end to end and show outcomes")
     d.add_argument("--file", default=str(DEMO_FILE), help="scenario file (JSON lines)")
-    d.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for outcomes")
+    d.add_argument("--timeout", type=seconds(), default=90.0, help="seconds to wait for outcomes")
     d.set_defaults(func=cmd_demo)
     s = sub.add_parser("scenario", help="scenario files")
     ssub = s.add_subparsers(dest="scenario_command", required=True)
     sr = ssub.add_parser("run", help="run a scenario file and compare with expected outcomes")
     sr.add_argument("file")
     sr.add_argument("--json", action="store_true", help="print one JSON object")
-    sr.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for outcomes")
+    sr.add_argument("--timeout", type=seconds(), default=90.0, help="seconds to wait for outcomes")
     sr.set_defaults(func=cmd_scenario)
     db = sub.add_parser("db", help="database")
     dbsub = db.add_subparsers(dest="db_command", required=True)

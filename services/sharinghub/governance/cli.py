@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from sharinghub.tools.arg_types import tcp_port
+
 
 def _engine() -> Engine:
     from sharinghub.runtime.db import create_engine_for
@@ -124,5 +126,5 @@ def register(subparsers: Any) -> None:
     gsub = gov.add_subparsers(dest="governance_command", required=True)
     srv = gsub.add_parser("serve", help="serve the read-only console (needs tokens)")
     srv.add_argument("--host", default="127.0.0.1")
-    srv.add_argument("--port", type=int, default=8765)
+    srv.add_argument("--port", type=tcp_port, default=8765)
     srv.set_defaults(func=cmd_serve)

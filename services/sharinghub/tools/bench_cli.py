@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sharinghub.tools.arg_types import at_least, seconds
+
 
 def cmd_bench(args: argparse.Namespace) -> int:
     try:
@@ -39,8 +41,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out_dir=Path(args.out),
         partitions=args.partitions,
     )
-    if cfg.idle_seconds < 0:
-        print("error: --idle-seconds must be ≥ 0", file=sys.stderr)
+    if cfg.processes > cfg.partitions:
+        print(
+            f"error: --processes {cfg.processes} is more than --partitions {cfg.partitions}: "
+            "a stage's extra processes would have no partition to read (raise --partitions)",
+            file=sys.stderr,
+        )
         return 2
     if cfg.soak_only and not cfg.soak_seconds:
         print("error: --soak-only needs --soak SECONDS", file=sys.stderr)
@@ -57,18 +63,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     b = sub.add_parser("bench", help="throughput and latency against a bare relay, one run")
-    b.add_argument("--requests", type=int, default=4000, help="burst size for max throughput")
+    b.add_argument(
+        "--requests", type=at_least(1), default=4000, help="burst size for max throughput"
+    )
     b.add_argument(
         "--rates",
-        type=int,
+        type=at_least(1),
         nargs="+",
         default=[200, 500, 1000],
         help="offered loads (requests/s) for the latency curve",
     )
-    b.add_argument("--rate-seconds", type=float, default=8.0, help="seconds per offered rate")
-    b.add_argument("--narrative-words", type=int, default=150)
-    b.add_argument("--directives", type=int, help="consent directives per client (default 5–10)")
-    b.add_argument("--processes", type=int, default=1, help="processes per stage")
+    b.add_argument("--rate-seconds", type=seconds(), default=8.0, help="seconds per offered rate")
+    b.add_argument(
+        "--narrative-words",
+        type=at_least(1),
+        default=150,
+        help="words in each request's case narrative (default 150)",
+    )
+    b.add_argument(
+        "--directives", type=at_least(0), help="consent directives per client (default 5–10)"
+    )
+    b.add_argument(
+        "--processes",
+        type=at_least(1),
+        default=1,
+        help="bulk processes per stage (at most --partitions)",
+    )
     b.add_argument(
         "--shared-urgent-lane",
         action="store_true",
@@ -83,11 +103,13 @@ def register(sub: Any) -> None:
         help="CPU niceness of bulk processes beside urgent-lane ones (default: as "
         "`up --urgent-processes`)",
     )
-    b.add_argument("--partitions", type=int, default=3)
-    b.add_argument("--no-tracing", action="store_true")
+    b.add_argument(
+        "--partitions", type=at_least(1), default=3, help="partitions per hub topic (default 3)"
+    )
+    b.add_argument("--no-tracing", action="store_true", help="run the services without tracing")
     b.add_argument(
         "--tracing-repeats",
-        type=int,
+        type=at_least(1),
         default=2,
         help="tracing overhead: bursts on fresh hubs with tracing on and off, alternated, "
         "this many times each (default 2)",
@@ -95,15 +117,20 @@ def register(sub: Any) -> None:
     b.add_argument("--quick", action="store_true", help="skip urgent-lane and tracing phases")
     b.add_argument(
         "--idle-seconds",
-        type=float,
+        type=seconds(zero_ok=True),
         help="seconds an idle hub's CPU is measured, per process (default 10; 0 or --quick "
         "skips it)",
     )
-    b.add_argument("--soak", type=float, default=0.0, help="soak seconds (RSS per service)")
+    b.add_argument(
+        "--soak",
+        type=seconds(zero_ok=True),
+        default=0.0,
+        help="soak seconds (RSS per service; 0, the default, skips it)",
+    )
     b.add_argument("--soak-only", action="store_true", help="only the soak (with --soak SECONDS)")
     b.add_argument(
         "--soak-rate",
-        type=int,
+        type=at_least(1),
         default=50,
         help="requests/s during the soak (default 50: the embedded broker slows down as its "
         "topics fill, see docs/performance.md)",

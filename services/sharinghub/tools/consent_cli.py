@@ -13,6 +13,7 @@ from sharinghub.consent.store import ConsentRegistry
 from sharinghub.contracts import ConsentDirective
 from sharinghub.runtime.db import create_engine_for
 from sharinghub.runtime.settings import Settings
+from sharinghub.tools.arg_types import at_least
 
 
 def status_of(d: ConsentDirective, now: datetime) -> str:
@@ -82,7 +83,7 @@ def register(sub: Any) -> None:
     ls.set_defaults(func=cmd_list)
     rc = csub.add_parser("receipt", help="what the client agreed to, in plain words")
     rc.add_argument("consent_id")
-    rc.add_argument("--version", type=int, help="a past version (default: the latest)")
+    rc.add_argument("--version", type=at_least(1), help="a past version (default: the latest)")
     rc.set_defaults(func=cmd_receipt)
     rt = csub.add_parser("retractions", help="retraction notices not yet acknowledged")
     rt.set_defaults(func=cmd_retractions)
