@@ -11,8 +11,9 @@ from sqlalchemy import Connection, Engine, func, select
 
 from sharinghub.consent.retractions import ConsentDeliveryRow, record_deliveries_on
 from sharinghub.contracts import Purpose, ReviewCase, ReviewRequirement
+from sharinghub.delivery import recorder as recorder_module
 from sharinghub.delivery.ledger import AuditLedger
-from sharinghub.delivery.recorder import DecisionRecorder, Effect
+from sharinghub.delivery.recorder import WRITTEN_KEPT_S, DecisionRecorder, Effect
 from sharinghub.policy.reviews import ReviewCaseRow, ReviewStore, open_cases_on
 from sharinghub.runtime.db import create_engine_for
 from sharinghub.runtime.schema import upgrade
@@ -132,3 +133,25 @@ def test_marks_reach_the_database_with_the_next_batch_or_a_flush(engine: Engine)
     recorder.mark_dispatched(later.keys)
     assert recorder.flush() == 1 and recorder.flush() == 0
     assert another_process().prepare(effects(1, prefix="later")).outputs == []
+
+
+def test_marks_written_with_the_next_batch_are_forgotten_by_a_later_flush(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under steady load each batch's marks go out with the next batch's transaction, so a
+    flush finds nothing to write; it must still let old marks go (a soak grew by them)."""
+    clock = [1_000.0]
+    monkeypatch.setattr(recorder_module.time, "monotonic", lambda: clock[0])
+    recorder = DecisionRecorder(engine, AuditLedger(engine))
+    for n in range(5):
+        prepared = recorder.prepare(effects(3, prefix=f"steady{n}"))
+        recorder.mark_dispatched(prepared.keys)
+    recorder.prepare(effects(1, prefix="last"))  # writes the previous batch's marks
+    assert recorder.flush() == 0  # nothing pending
+    assert recorder.keys_held == 16  # 15 written lately, 1 claimed
+    clock[0] += WRITTEN_KEPT_S + 1
+    assert recorder.flush() == 0
+    assert recorder.keys_held == 1  # the claim of the batch still being sent
+    # forgotten in memory, still on file: a replay is not published again
+    replay = DecisionRecorder(engine, AuditLedger(engine)).prepare(effects(3, prefix="steady0"))
+    assert replay.outputs == []

@@ -149,19 +149,30 @@ class DecisionRecorder:
             self._claimed.difference_update(keys)
 
     def flush(self) -> int:
-        """Write the dispatch marks still held in memory; returns how many."""
+        """Write the dispatch marks still held in memory, and forget marks written long
+        enough ago that every transaction sees them; returns how many marks were written."""
         with self._lock:
-            if not self._dispatched:
-                return 0
-        with self._engine.connect() as conn:
-            marks = self._write_marks(conn)
-            conn.commit()
+            pending = bool(self._dispatched)
+        marks: dict[str, datetime] = {}
+        if pending:
+            with self._engine.connect() as conn:
+                marks = self._write_marks(conn)
+                conn.commit()
         with self._lock:
             self._written_now(marks)
+            # Also when nothing was pending: under steady load every batch's marks go out
+            # with the next batch's transaction, and this is the only place they are let go.
             horizon = time.monotonic() - WRITTEN_KEPT_S
             for key in [k for k, at in self._written.items() if at < horizon]:
                 del self._written[key]
         return len(marks)
+
+    @property
+    def keys_held(self) -> int:
+        """Effect keys held in memory (claimed, acknowledged or lately written): bounded by
+        the effects of the last `WRITTEN_KEPT_S` seconds once `flush` runs regularly."""
+        with self._lock:
+            return len(self._claimed) + len(self._dispatched) + len(self._written)
 
     def _written_now(self, marks: dict[str, datetime]) -> None:
         # (under the lock) a key marked again meanwhile stays to be written
