@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
 
-from sharinghub.contracts import SharingRequest
-from sharinghub.runtime.app import gc_young_threshold, settle_heap
+from sharinghub.contracts import SharingRequest, Stage, topics
+from sharinghub.runtime.app import StageService, gc_young_threshold, settle_heap
+from sharinghub.runtime.settings import Settings
 from sharinghub.tools.bench.generator import generate
 
 # A delivery envelope carries the request, its redacted copy, the consent assessment and the
@@ -61,3 +63,42 @@ def test_settle_heap_freezes_start_up_and_sets_the_threshold(collector_untouched
     settle_heap(1000)
     assert gc.get_threshold()[0] == gc_young_threshold(1000)
     assert gc.get_freeze_count() > 0
+
+
+async def _noop(items: list[object]) -> object:
+    raise AssertionError("not called")
+
+
+def _service(tmp_path: Path) -> StageService:
+    return StageService(
+        name="sharinghub-redaction",
+        stage=Stage.REDACTION,
+        settings=Settings(data_dir=tmp_path, tracing=False),
+        bootstrap_servers="127.0.0.1:9",
+        subscriptions=[([topics.POLICY_DECIDED], _noop)],  # type: ignore[list-item]
+        group_id="sharinghub-redaction",
+    )
+
+
+def _young_garbage_cycles(n: int) -> None:
+    for _ in range(n):
+        a: dict[str, object] = {}
+        a["self"] = a  # a cycle: only the collector frees it
+
+
+@pytest.mark.asyncio
+async def test_a_quiet_process_collects_its_young_cycles_a_busy_one_waits(
+    tmp_path: Path, collector_untouched: None
+) -> None:
+    service = _service(tmp_path)
+    gc.collect()
+    gc.disable()  # only the explicit collection may run
+    _young_garbage_cycles(5_000)
+    assert gc.get_count()[0] >= 5_000
+    pipeline = service._pipelines[0]
+    pipeline._idle.clear()  # a batch in flight
+    await service._collect_when_quiet()
+    assert gc.get_count()[0] >= 5_000  # left to the threshold while busy
+    pipeline._idle.set()
+    await service._collect_when_quiet()
+    assert gc.get_count()[0] < 100

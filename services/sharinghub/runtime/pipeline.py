@@ -130,6 +130,11 @@ class BatchPipeline:
         self._closing = False
         self.listener = _DrainOnRevoke(self)
 
+    @property
+    def idle(self) -> bool:
+        """No batch in flight (none being processed, sent or committed)."""
+        return self._idle.is_set()
+
     # -- intake (the subscriber's handler) ---------------------------------------------------
 
     async def submit(self, records: Records, consumer: Any) -> None:
