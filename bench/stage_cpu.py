@@ -129,7 +129,7 @@ async def run(args: argparse.Namespace) -> None:
         for hook in service._startup:  # the (stubbed) directive reader
             if hook.__name__ == "start_materializer":
                 await hook()
-    settle_heap()
+    settle_heap(settings.batch_max_records)
     profiler = cProfile.Profile() if args.profile else None
     if profiler is not None:  # worker-thread work inline, so the profile sees it
 

@@ -126,7 +126,7 @@ def gc_young_threshold(batch_max_records: int) -> int:
     return max(GC_YOUNG_THRESHOLD_MIN, batch_max_records * GC_YOUNG_OBJECTS_PER_RECORD)
 
 
-def settle_heap(batch_max_records: int = 200) -> None:
+def settle_heap(batch_max_records: int) -> None:
     """Move everything built at start-up (modules, Presidio, Cedar packs, caches' skeletons)
     out of the collector's sight, and collect young objects only once more of them pile up
     than a full batch keeps alive.

@@ -8,6 +8,7 @@ broker and services for a run that cannot measure anything.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 
 
@@ -35,7 +36,7 @@ def seconds(*, zero_ok: bool = False) -> Callable[[str], float]:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"not a finite number of seconds: {text!r}")
         if value < 0 or (value == 0 and not zero_ok):
             bound = "≥ 0" if zero_ok else "> 0"
