@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.test_cli import sharinghub
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(480)]
 
 
 def test_a_small_bench_accounts_for_every_request_and_writes_its_results(tmp_path: Path) -> None:
@@ -22,6 +22,7 @@ def test_a_small_bench_accounts_for_every_request_and_writes_its_results(tmp_pat
             "--quick",
             *("--requests", "300", "--rates", "50", "--rate-seconds", "3"),
             *("--idle-seconds", "2"),  # --quick skips the idle phase unless asked for
+            *("--scaling-processes", "2", "--scaling-repeats", "1"),  # and this one
             *("--out", str(out)),
         ],
         cwd=tmp_path,
@@ -56,3 +57,16 @@ def test_a_small_bench_accounts_for_every_request_and_writes_its_results(tmp_pat
     assert idle["total_pct"] == pytest.approx(sum(shares.values()), abs=0.5)
     assert shares["broker"] > 0  # the services' consumers poll it even when idle
     assert f"idle hub CPU, % of one core             {idle['total_pct']} in all" in run.stdout
+
+    scaling = figures["scaling"]  # the same burst with one and with two bulk processes
+    assert scaling["processes"] == [1, 2]
+    assert all(rate > 0 for n in ("1", "2") for rate in scaling["per_second"][n])
+    by_process = scaling["cpu_ms_per_request_by_process"]
+    assert "consent-bulk-1" not in by_process["1"] and "consent-bulk-0" in by_process["1"]
+    assert {"consent-bulk-1", "delivery-bulk-1", "delivery-urgent-0"} <= set(by_process["2"])
+    counted = scaling["delivery_accounting"]  # warm-up and burst of both hubs
+    assert counted["requests_sent"] == 2 * (200 + 300)
+    assert (counted["lost"], counted["duplicated_outcomes"]) == (0, 0)
+    assert counted["duplicated_inbox_messages"] == 0
+    assert "scaling, bulk processes per stage 1 → 2" in run.stdout
+    assert f"0 / 0 / 0 of {counted['requests_sent']}" in run.stdout

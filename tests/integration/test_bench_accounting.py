@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 from sharinghub.runtime.topics import ensure_topics
 from sharinghub.tools.bench.probe import recount
 from sharinghub.tools.bench.report import table
-from sharinghub.tools.bench.runner import relay_id
+from sharinghub.tools.bench.runner import relay_id, sum_accounting
 
 pytestmark = pytest.mark.integration
 
@@ -110,3 +110,59 @@ def test_report_never_shows_uncounted_deliveries_as_zero() -> None:
     assert "12 / 0 / 0 of 30000 (backlog not drained: not yet completed, not lost)" in text
     assert "NOT COUNTED (could not read 3 partitions)" in text
     assert "lost / duplicated outcomes / inbox      0" not in text
+
+
+def test_report_shows_scaling_with_every_burst_counted() -> None:
+    parts = [
+        {
+            "requests_sent": 4200,
+            "lost": 0,
+            "duplicated_outcomes": 0,
+            "duplicated_inbox_messages": 0,
+            "missed_by_live_probe": 0,
+        },
+        {
+            "requests_sent": 4200,
+            "lost": 1,
+            "duplicated_outcomes": 2,
+            "duplicated_inbox_messages": 3,
+            "missed_by_live_probe": 0,
+        },
+    ]
+    scaling = {
+        "processes": [1, 2],
+        "repeats": 1,
+        "per_second": {"1": [700], "2": [770]},
+        "cpu_ms_per_request": {"1": 2.3, "2": 2.5},
+        "speedup": 1.1,
+        "delivery_accounting": sum_accounting(parts),
+    }
+    text = table({"scaling": scaling})
+    assert "bulk processes per stage 1 → 2  700 → 770 requests/s (×1.1)" in text
+    assert "CPU ms per request 2.3 → 2.5" in text
+    assert "1 / 2 / 3 of 8400" in text  # both bursts' counts, summed
+
+
+def test_scaling_counts_are_not_counted_if_any_burst_was_not() -> None:
+    counted = {
+        "requests_sent": 4200,
+        "lost": 0,
+        "duplicated_outcomes": 0,
+        "duplicated_inbox_messages": 0,
+        "missed_by_live_probe": 0,
+    }
+    uncounted = {"requests_sent": 4200, "not_counted": "2 partitions behind"}
+    summed = sum_accounting([counted, uncounted])
+    assert summed == {"requests_sent": 8400, "not_counted": "2 partitions behind"}
+    assert "NOT COUNTED (2 partitions behind)" in table(
+        {
+            "scaling": {
+                "processes": [1, 2],
+                "repeats": 1,
+                "per_second": {"1": [1], "2": [1]},
+                "cpu_ms_per_request": {"1": 1.0, "2": 1.0},
+                "speedup": 1.0,
+                "delivery_accounting": summed,
+            }
+        }
+    )

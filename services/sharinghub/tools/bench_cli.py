@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sharinghub.tools.arg_types import at_least, seconds
+
+if TYPE_CHECKING:  # the runner needs the bench extras, checked when the command runs
+    from sharinghub.tools.bench.runner import BenchConfig
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -30,6 +33,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         tracing=not args.no_tracing,
         tracing_overhead=not args.no_tracing and not args.quick,
         tracing_repeats=args.tracing_repeats,
+        scaling_processes=scaling_processes(args),
+        scaling_repeats=args.scaling_repeats,
         urgent=not args.quick,
         idle_seconds=(0.0 if args.quick else 10.0)
         if args.idle_seconds is None
@@ -41,15 +46,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         out_dir=Path(args.out),
         partitions=args.partitions,
     )
-    if cfg.processes > cfg.partitions:
-        print(
-            f"error: --processes {cfg.processes} is more than --partitions {cfg.partitions}: "
-            "a stage's extra processes would have no partition to read (raise --partitions)",
-            file=sys.stderr,
-        )
-        return 2
-    if cfg.soak_only and not cfg.soak_seconds:
-        print("error: --soak-only needs --soak SECONDS", file=sys.stderr)
+    problem = config_problem(cfg)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     print(
         "sharinghub bench: embedded broker, 4 services as processes"
@@ -59,6 +58,35 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     results = Bench(cfg).run()
     return 1 if "services_died" in results.figures else 0
+
+
+def config_problem(cfg: BenchConfig) -> str | None:
+    """Why these options cannot make a run (checked before anything starts), or None."""
+    for option, n in (
+        ("--processes", cfg.processes),
+        ("--scaling-processes", cfg.scaling_processes),
+    ):
+        if n > cfg.partitions:
+            return (
+                f"{option} {n} is more than --partitions {cfg.partitions}: a stage's extra "
+                "processes would have no partition to read (raise --partitions)"
+            )
+    if cfg.scaling_processes == cfg.processes:
+        return (
+            f"--scaling-processes {cfg.scaling_processes} is the --processes of the run: the "
+            "scaling phase compares two different numbers of processes per stage"
+        )
+    if cfg.soak_only and not cfg.soak_seconds:
+        return "--soak-only needs --soak SECONDS"
+    return None
+
+
+def scaling_processes(args: argparse.Namespace) -> int:
+    """Bulk processes per stage the scaling phase compares with --processes (0: no phase).
+    A full run compares 1 with 2; --quick, or a run with more processes, only when asked."""
+    if args.scaling_processes is not None:
+        return int(args.scaling_processes)
+    return 2 if args.processes == 1 and not args.quick and not args.soak_only else 0
 
 
 def register(sub: Any) -> None:
@@ -114,7 +142,23 @@ def register(sub: Any) -> None:
         help="tracing overhead: bursts on fresh hubs with tracing on and off, alternated, "
         "this many times each (default 2)",
     )
-    b.add_argument("--quick", action="store_true", help="skip urgent-lane and tracing phases")
+    b.add_argument(
+        "--scaling-processes",
+        type=at_least(0),
+        help="scaling: bursts with --processes and with this many bulk processes per stage, "
+        "alternated (default 2 when --processes is 1; 0 or --quick skips it)",
+    )
+    b.add_argument(
+        "--scaling-repeats",
+        type=at_least(1),
+        default=2,
+        help="scaling: bursts per number of processes, alternated (default 2)",
+    )
+    b.add_argument(
+        "--quick",
+        action="store_true",
+        help="skip the urgent-lane, idle, tracing and scaling phases",
+    )
     b.add_argument(
         "--idle-seconds",
         type=seconds(zero_ok=True),

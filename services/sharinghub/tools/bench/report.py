@@ -62,6 +62,18 @@ def table(f: dict[str, Any]) -> str:
             f"{t['overhead_cpu_pct']}% CPU per request   (target ≤ 10%; "
             f"same load on/off, {t['repeats']}× alternated)"
         )
+    if sc := f.get("scaling"):
+        a, b = (str(n) for n in sc["processes"])
+        rates = sc["per_second"]
+        rows.append(
+            f"scaling, bulk processes per stage {a} → {b}  "
+            f"{'/'.join(map(str, rates[a]))} → {'/'.join(map(str, rates[b]))} requests/s "
+            f"(×{sc['speedup']}); CPU ms per request {sc['cpu_ms_per_request'][a]} → "
+            f"{sc['cpu_ms_per_request'][b]}   ({sc['repeats']}× alternated)"
+        )
+        rows.append(
+            f"  scaling bursts' deliveries            {_counted(sc['delivery_accounting'])}"
+        )
     if soak := f.get("soak"):
         warm, end = soak["rss_mb_after_warmup"], soak["rss_mb_end"]
         middle = soak.get("rss_mb_middle", warm)

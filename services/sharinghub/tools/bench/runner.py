@@ -1,10 +1,11 @@
 """`sharinghub bench`: the real pipeline against a bare batched relay, in one run.
 
-Phases (each printed as it finishes): warm-up; maximum sustained throughput (a burst, pipeline
-then relay); latency at fixed offered rates; the urgent lane under a bulk backlog; tracing
-overhead (the hub restarted with tracing off); optional soak with RSS per service. Every
-request is counted: lost (no outcome) and duplicated (two final outcomes or two inbox
-messages) are reported, never assumed.
+Phases (each printed as it finishes): warm-up; maximum sustained throughput (a burst, relay
+then pipeline); latency at fixed offered rates; the urgent lane under a bulk backlog; an idle
+hub's CPU; optional soak with RSS per service; tracing overhead (bursts with tracing on and
+off); scaling (bursts with one and more bulk processes per stage). Every request of the rates
+phase, the soak and the scaling bursts is counted: lost (no outcome) and duplicated (two
+final outcomes or two inbox messages) are reported, never assumed.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class BenchConfig:
     tracing: bool = True
     tracing_overhead: bool = True
     tracing_repeats: int = 2
+    # scaling: bursts on hubs with `processes` and with this many bulk processes per stage,
+    # alternated `scaling_repeats` times each (0: not measured)
+    scaling_processes: int = 0
+    scaling_repeats: int = 2
     urgent: bool = True
     idle_seconds: float = 10.0
     soak_seconds: float = 0.0
@@ -177,7 +182,7 @@ class Bench:
         self.results = Results(config={k: str(v) for k, v in cfg.__dict__.items()})
         self.relays: list[subprocess.Popen[bytes]] = []
 
-    def hub(self, tracing: bool, phase: str = "rates") -> Hub:
+    def hub(self, tracing: bool, phase: str = "rates", processes: int | None = None) -> Hub:
         data = self.cfg.out_dir / f"hub-{phase}"
         if data.exists():
             import shutil
@@ -194,7 +199,7 @@ class Bench:
         )
         return Hub(
             settings,
-            processes_per_stage=self.cfg.processes,
+            processes_per_stage=self.cfg.processes if processes is None else processes,
             urgent_processes=self.cfg.urgent_processes,
             bulk_nice=self.cfg.bulk_nice,
             extra_env={"SHARINGHUB_SESSION_TIMEOUT_MS": "6000"},
@@ -309,10 +314,11 @@ class Bench:
         load: Load | None = None,
         *,
         tracing: bool | None = None,
+        processes: int | None = None,
     ) -> T:
         """Start a hub for one phase (directives of `load` published before the services
         start), run `measure` against it, note any service that died, stop it."""
-        hub = self.hub(self.cfg.tracing if tracing is None else tracing, phase)
+        hub = self.hub(self.cfg.tracing if tracing is None else tracing, phase, processes)
         hub.start(spawn_services=False)
         try:
             if load is not None:
@@ -369,8 +375,12 @@ class Bench:
                 )
         return out
 
-    async def measure(self, hub: Hub, load: Load, *, full: bool) -> dict[str, Any]:
-        """The pipeline: warm-up, burst (with CPU per process), then the offered rates."""
+    async def measure(
+        self, hub: Hub, load: Load, *, full: bool, count: bool = False
+    ) -> dict[str, Any]:
+        """The pipeline: warm-up, burst (with CPU per process), then (`full`) the offered
+        rates and the count of lost and duplicated deliveries; `count` counts them after the
+        burst alone."""
         n = self.cfg.requests
         inboxes = sorted({topics.inbox_topic(r.recipient.agency_id) for r in load.requests})
         reqs = messages(load)
@@ -388,6 +398,8 @@ class Bench:
                 for k, used in cpu_used_since(pids, before).items()
             }
             if not full:
+                if count:
+                    out["delivery_accounting"] = await self.accounting(hub, p, load)
                 return out
             out["pipeline_rates"] = []
             for rate, a, b in self._rate_slices(len(reqs)):
@@ -590,54 +602,94 @@ class Bench:
             self.results.put("soak", self.with_hub("soak", self.soak))
         if cfg.tracing_overhead and cfg.tracing:
             self.results.put("tracing", self.tracing_overhead())
+        if cfg.scaling_processes:
+            sys.stdout.write(
+                f"scaling: {cfg.processes} against {cfg.scaling_processes} bulk processes per "
+                "stage (fresh hubs) …\n"
+            )
+            self.results.put("scaling", self.scaling())
         calibration.append(calibration_ms())
         # before the relay, after it, after the pipeline's burst and rates, at the end
         self.results.put("machine_calibration_ms", calibration)
         self.summarise()
         return self.results
 
-    def tracing_overhead(self) -> dict[str, Any]:
-        """The same burst on hubs alike in everything but tracing, alternated (on, off, on,
-        off …) so a drift of the machine's speed weighs on both sides."""
+    def alternated_bursts(
+        self, label: str, sides: dict[str, dict[str, Any]], repeats: int, *, count: bool = False
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The same burst on fresh hubs that differ only as `sides` says (keyword arguments of
+        `with_hub`: tracing, processes), alternated side by side `repeats` times, so a drift
+        of the machine's speed weighs on every side alike. Each side's `measure` results."""
         cfg = self.cfg
         load = generate(
             200 + cfg.requests,
-            id_prefix="tracing",
+            id_prefix=label,
             narrative_words=cfg.narrative_words,
             directives_per_client=cfg.directives,
         )
-        runs: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
-        for i in range(cfg.tracing_repeats):
-            for tracing in (True, False):
-                sys.stdout.write(
-                    f"  tracing {'on' if tracing else 'off'} ({i + 1}/{cfg.tracing_repeats}) …\n"
-                )
-                runs[tracing].append(
+        runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+        for i in range(repeats):
+            for side, hub_options in sides.items():
+                sys.stdout.write(f"  {label} {side} ({i + 1}/{repeats}) …\n")
+                sys.stdout.flush()
+                runs[side].append(
                     self.with_hub(
-                        f"tracing-{'on' if tracing else 'off'}",
-                        lambda h: self.measure(h, load, full=False),
+                        f"{label}-{side}".replace(" ", "-"),
+                        lambda h: self.measure(h, load, full=False, count=count),
                         load,
-                        tracing=tracing,
+                        **hub_options,
                     )
                 )
+        return runs
 
-        def rate(side: bool) -> float:
-            return statistics.mean(float(r["pipeline_burst"]["per_second"]) for r in runs[side])
-
-        def cpu(side: bool) -> float:
-            return statistics.mean(
-                float(sum(r["pipeline_cpu_ms_per_request"].values())) for r in runs[side]
-            )
-
+    def tracing_overhead(self) -> dict[str, Any]:
+        """Tracing on against off: the same burst, alternated (on, off, on, off …)."""
+        cfg = self.cfg
+        runs = self.alternated_bursts(
+            "tracing", {"on": {"tracing": True}, "off": {"tracing": False}}, cfg.tracing_repeats
+        )
+        on, off = runs["on"], runs["off"]
         return {
             "repeats": cfg.tracing_repeats,
-            "on_per_second": [r["pipeline_burst"]["per_second"] for r in runs[True]],
-            "off_per_second": [r["pipeline_burst"]["per_second"] for r in runs[False]],
-            "on_cpu_ms_per_request": round(cpu(True), 3),
-            "off_cpu_ms_per_request": round(cpu(False), 3),
+            "on_per_second": [r["pipeline_burst"]["per_second"] for r in on],
+            "off_per_second": [r["pipeline_burst"]["per_second"] for r in off],
+            "on_cpu_ms_per_request": round(_mean_cpu(on), 3),
+            "off_cpu_ms_per_request": round(_mean_cpu(off), 3),
             # throughput lost with tracing on, and CPU added per request
-            "overhead_throughput_pct": round((rate(False) - rate(True)) / rate(False) * 100, 1),
-            "overhead_cpu_pct": round((cpu(True) - cpu(False)) / cpu(False) * 100, 1),
+            "overhead_throughput_pct": round(
+                (_mean_rate(off) - _mean_rate(on)) / _mean_rate(off) * 100, 1
+            ),
+            "overhead_cpu_pct": round((_mean_cpu(on) - _mean_cpu(off)) / _mean_cpu(off) * 100, 1),
+        }
+
+    def scaling(self) -> dict[str, Any]:
+        """`processes` against `scaling_processes` bulk processes per stage: the same burst,
+        alternated, with every delivery of every burst counted (more processes share each
+        lane's partitions, so a fault in that sharing would show as loss or duplicates)."""
+        cfg = self.cfg
+        counts = (cfg.processes, cfg.scaling_processes)
+        runs = self.alternated_bursts(
+            "scaling",
+            {f"{n} per stage": {"processes": n} for n in counts},
+            cfg.scaling_repeats,
+            count=True,
+        )
+        per = {n: runs[f"{n} per stage"] for n in counts}
+        base, more = (_mean_rate(per[n]) for n in counts)
+        accounted = [r["delivery_accounting"] for rs in per.values() for r in rs]
+        return {
+            "processes": list(counts),
+            "repeats": cfg.scaling_repeats,
+            "per_second": {
+                str(n): [r["pipeline_burst"]["per_second"] for r in per[n]] for n in counts
+            },
+            "cpu_ms_per_request": {str(n): round(_mean_cpu(per[n]), 3) for n in counts},
+            # how each layout's CPU split over its processes (its last burst)
+            "cpu_ms_per_request_by_process": {
+                str(n): per[n][-1]["pipeline_cpu_ms_per_request"] for n in counts
+            },
+            "speedup": round(more / base, 2),
+            "delivery_accounting": sum_accounting(accounted),
         }
 
     def summarise(self) -> None:
@@ -652,3 +704,28 @@ class Bench:
         sys.stdout.write("\n" + table(f) + "\n")
         png = plot(f, self.cfg.out_dir / "latency.png")
         sys.stdout.write(f"\nresults: {path}" + (f", plot: {png}" if png else "") + "\n")
+
+
+def _mean_rate(runs: list[dict[str, Any]]) -> float:
+    return statistics.mean(float(r["pipeline_burst"]["per_second"]) for r in runs)
+
+
+def _mean_cpu(runs: list[dict[str, Any]]) -> float:
+    """Mean over `runs` of the CPU all processes used per request in the burst."""
+    return statistics.mean(float(sum(r["pipeline_cpu_ms_per_request"].values())) for r in runs)
+
+
+def sum_accounting(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several bursts' delivery counts as one; any burst not counted is reported as such."""
+    missing = [a["not_counted"] for a in parts if "not_counted" in a]
+    keys = (
+        "requests_sent",
+        "lost",
+        "duplicated_outcomes",
+        "duplicated_inbox_messages",
+        "missed_by_live_probe",
+    )
+    total = {k: sum(int(a.get(k, 0)) for a in parts) for k in keys}
+    if missing:
+        return {"requests_sent": total["requests_sent"], "not_counted": "; ".join(missing)}
+    return total
