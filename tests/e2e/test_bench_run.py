@@ -43,6 +43,12 @@ def test_a_small_bench_accounts_for_every_request_and_writes_its_results(tmp_pat
         f"CPU meanwhile, % of one core (broker) {rate['cpu_pct_of_one_core']} "
         f"({rate['broker_cpu_pct_of_one_core']})" in run.stdout
     )
+    # each process's mean batch while the rate was offered, from its own /metrics
+    means = rate["mean_batch_records"]
+    assert {"consent-bulk-0", "delivery-bulk-0"} <= set(means)
+    assert all(v >= 1 for v in means.values())
+    assert "mean batch (records) per process" in run.stdout
+    assert set(rate["cpu_pct_of_one_core_by_process"]) >= {"broker", "policy-urgent-0"}
     accounting = figures["delivery_accounting"]
     assert accounting["requests_sent"] >= 300 + rate["count"]
     assert (accounting["lost"], accounting["duplicated_outcomes"]) == (0, 0)

@@ -4,13 +4,17 @@ broker reports."""
 
 from __future__ import annotations
 
+import http.server
+import threading
+
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from sharinghub.runtime.broker import free_loopback_port
 from sharinghub.runtime.topics import ensure_topics
 from sharinghub.tools.bench.probe import recount
 from sharinghub.tools.bench.report import table
-from sharinghub.tools.bench.runner import relay_id, sum_accounting
+from sharinghub.tools.bench.runner import batch_totals, mean_batches, relay_id, sum_accounting
 
 pytestmark = pytest.mark.integration
 
@@ -165,4 +169,53 @@ def test_scaling_counts_are_not_counted_if_any_burst_was_not() -> None:
                 "delivery_accounting": summed,
             }
         }
+    )
+
+
+def test_batch_totals_sum_every_stage_series_and_leave_out_silent_processes() -> None:
+    exposition = (
+        b"# TYPE sharinghub_stage_batch_size histogram\n"
+        b'sharinghub_stage_batch_size_bucket{stage="consent",le="+Inf"} 3\n'
+        b'sharinghub_stage_batch_size_sum{stage="consent"} 57.0\n'
+        b'sharinghub_stage_batch_size_count{stage="consent"} 3\n'
+        b'sharinghub_stage_batch_size_sum{stage="retraction_acks"} 3.0\n'
+        b'sharinghub_stage_batch_size_count{stage="retraction_acks"} 1\n'
+        b'sharinghub_stage_batch_duration_sum{stage="consent"} 0.25\n'
+    )
+
+    class Metrics(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(exposition)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metrics) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            urls = {
+                "consent-bulk-0": f"http://127.0.0.1:{server.server_port}/metrics",
+                "consent-urgent-0": f"http://127.0.0.1:{free_loopback_port()}/metrics",
+            }
+            totals = batch_totals(urls)
+        finally:
+            server.shutdown()
+    assert totals == {"consent-bulk-0": (60.0, 4.0)}
+    later = {"consent-bulk-0": (100.0, 6.0), "policy-bulk-0": (8.0, 2.0)}
+    assert mean_batches(totals, later) == {"consent-bulk-0": 20.0, "policy-bulk-0": 4.0}
+    assert mean_batches(later, later) == {}  # no batch in between: no mean
+
+
+def test_report_shows_each_process_mean_batch_at_a_rate() -> None:
+    row = {"rate": 200, "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0}
+    figures = {
+        "pipeline_rates": [
+            {**row, "mean_batch_records": {"consent-bulk-0": 19.0, "x-urgent-0": 3.5}}
+        ],
+        "relay_rates": [row],
+    }
+    assert "mean batch (records) per process     consent-bulk-0 19.0, x-urgent-0 3.5" in table(
+        figures
     )

@@ -32,6 +32,11 @@ def table(f: dict[str, Any]) -> str:
             rows.append(
                 f"  CPU meanwhile, % of one core (broker) {_cpu_share(p):<15} {_cpu_share(r)}"
             )
+        if means := p.get("mean_batch_records"):
+            rows.append(
+                "  mean batch (records) per process     "
+                + ", ".join(f"{k} {v}" for k, v in means.items())
+            )
     if cpu := f.get("pipeline_cpu_ms_per_request"):
         rows.append(
             "CPU ms per request (burst)              "

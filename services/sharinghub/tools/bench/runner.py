@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +162,40 @@ def cpu_used_since(pids: dict[str, int], before: dict[str, float | None]) -> dic
     }
 
 
+def batch_totals(metrics_urls: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """Per process label: (records, batches) its stages have committed so far, read from its
+    /metrics (the `sharinghub_stage_batch_size` histogram); a process that does not answer
+    is left out."""
+    out: dict[str, tuple[float, float]] = {}
+    for label, url in metrics_urls.items():
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+                text = response.read().decode()
+        except OSError:
+            continue
+        records = batches = 0.0
+        for line in text.splitlines():
+            name, _, value = line.rpartition(" ")
+            if name.startswith("sharinghub_stage_batch_size_sum"):
+                records += float(value)
+            elif name.startswith("sharinghub_stage_batch_size_count"):
+                batches += float(value)
+        out[label] = (records, batches)
+    return out
+
+
+def mean_batches(
+    before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+) -> dict[str, float]:
+    """Mean records per batch each process committed between two `batch_totals`."""
+    means = {}
+    for label, (records, batches) in after.items():
+        r0, b0 = before.get(label, (0.0, 0.0))
+        if batches > b0:
+            means[label] = round((records - r0) / (batches - b0), 1)
+    return means
+
+
 def hub_pids(hub: Hub) -> dict[str, int]:
     """Process label ("policy-0", "policy-urgent-0" …) and "broker" → PID, for the processes
     this bench started."""
@@ -275,17 +310,22 @@ class Bench:
         ids: list[str],
         rate: int,
         pids: dict[str, int] | None = None,
+        metrics_urls: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Latency at an offered rate and, given the processes' `pids`, the CPU they used
         meanwhile as a share of one core (all of them, and the broker alone): below capacity,
         batches are small and consumers poll, so this is far more than the rate times the
-        burst's CPU per request."""
+        burst's CPU per request. Given their `metrics_urls`, the mean batch each process
+        committed meanwhile."""
+        urls = metrics_urls or {}
+        batches_before = await asyncio.to_thread(batch_totals, urls)
         before, t0 = cpu_snapshot(pids or {}), time.monotonic()
         await probe.paced(msgs, rate)
         await probe.wait_for(ids, timeout_s=60)
         used, elapsed = cpu_used_since(pids or {}, before), time.monotonic() - t0
+        batches_after = await asyncio.to_thread(batch_totals, urls)
         lat = probe.latencies_ms(ids)
-        out = {
+        out: dict[str, Any] = {
             "rate": rate,
             "count": len(ids),
             "completed": len(lat),
@@ -296,6 +336,11 @@ class Bench:
         if used:
             out["cpu_pct_of_one_core"] = round(sum(used.values()) / elapsed * 100, 1)
             out["broker_cpu_pct_of_one_core"] = round(used.get("broker", 0.0) / elapsed * 100, 1)
+            out["cpu_pct_of_one_core_by_process"] = {
+                k: round(v / elapsed * 100, 1) for k, v in used.items()
+            }
+        if urls:
+            out["mean_batch_records"] = mean_batches(batches_before, batches_after)
         return out
 
     def _rate_slices(self, total: int) -> list[tuple[int, int, int]]:
@@ -405,7 +450,9 @@ class Bench:
             for rate, a, b in self._rate_slices(len(reqs)):
                 chunk = reqs[a:b]
                 out["pipeline_rates"].append(
-                    await self.paced(p, chunk, [m[3] for m in chunk], rate, pids)
+                    await self.paced(
+                        p, chunk, [m[3] for m in chunk], rate, pids, hub.metrics_urls()
+                    )
                 )
             out["delivery_accounting"] = await self.accounting(hub, p, load)
         return out
