@@ -5,6 +5,7 @@ broker reports."""
 from __future__ import annotations
 
 import http.server
+import socket
 import threading
 
 import pytest
@@ -147,6 +148,21 @@ def test_report_shows_scaling_with_every_burst_counted() -> None:
     assert "1 / 2 / 3 of 8400" in text  # both bursts' counts, summed
 
 
+def test_report_shows_a_figure_that_could_not_be_worked_out_as_a_dash() -> None:
+    scaling = {
+        "processes": [1, 2],
+        "repeats": 1,
+        "per_second": {"1": [0], "2": [0]},
+        "cpu_ms_per_request": {"1": 0.0, "2": 0.0},
+        "speedup": None,  # every burst of the first layout completed nothing
+        "delivery_accounting": {"requests_sent": 0, "not_counted": "services died"},
+    }
+    tracing = {"overhead_throughput_pct": None, "overhead_cpu_pct": None, "repeats": 2}
+    text = table({"scaling": scaling, "tracing": tracing})
+    assert "(×-)" in text
+    assert "tracing overhead                        - throughput, - CPU per request" in text
+
+
 def test_scaling_counts_are_not_counted_if_any_burst_was_not() -> None:
     counted = {
         "requests_sent": 4200,
@@ -204,8 +220,38 @@ def test_batch_totals_sum_every_stage_series_and_leave_out_silent_processes() ->
             server.shutdown()
     assert totals == {"consent-bulk-0": (60.0, 4.0)}
     later = {"consent-bulk-0": (100.0, 6.0), "policy-bulk-0": (8.0, 2.0)}
-    assert mean_batches(totals, later) == {"consent-bulk-0": 20.0, "policy-bulk-0": 4.0}
+    # policy-bulk-0 was not read at the start: left out, not averaged over its whole life
+    assert mean_batches(totals, later) == {"consent-bulk-0": 20.0}
     assert mean_batches(later, later) == {}  # no batch in between: no mean
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\nsharinghub_stage_batch",  # cut off
+        b"HTTP/1.1 200 OK\r\n\r\nsharinghub_stage_batch_size_sum{} many\n",  # no number
+        b"garbage\r\n\r\n",  # not HTTP
+    ],
+)
+def test_batch_totals_leave_out_a_process_that_answers_badly(answer: bytes) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def answer_once() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(answer)
+
+    server = threading.Thread(target=answer_once, daemon=True)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/metrics"
+        assert batch_totals({"policy-bulk-0": url}) == {}
+    finally:
+        server.join(timeout=5)
+        listener.close()
 
 
 def test_report_shows_each_process_mean_batch_at_a_rate() -> None:

@@ -65,6 +65,10 @@ def test_bench_refuses_more_processes_than_partitions_before_starting_anything(
             ["--processes", "2", "--scaling-processes", "2"],
             "--scaling-processes 2 is the --processes of the run",
         ),
+        (
+            ["--soak", "60", "--soak-only", "--scaling-processes", "2"],
+            "--scaling-processes has no phase to run with --soak-only",
+        ),
     ],
 )
 def test_bench_refuses_a_scaling_phase_that_cannot_compare_before_starting_anything(
@@ -92,13 +96,21 @@ def test_bench_refuses_soak_only_without_a_soak(capsys: pytest.CaptureFixture[st
         ({"processes": 2}, 0),  # nothing to compare a larger layout with by default
         ({"quick": True, "scaling_processes": 3}, 3),  # unless asked for
         ({"scaling_processes": 0}, 0),
+        ({"partitions": 1}, 0),  # one partition: a second process would have nothing to read
     ],
 )
 def test_the_scaling_phase_runs_by_default_only_in_a_full_run_with_one_process(
     options: dict[str, object], compared_with: int
 ) -> None:
     args = argparse.Namespace(
-        **{"processes": 1, "quick": False, "soak_only": False, "scaling_processes": None, **options}
+        **{
+            "processes": 1,
+            "partitions": 3,
+            "quick": False,
+            "soak_only": False,
+            "scaling_processes": None,
+            **options,
+        }
     )
     assert scaling_processes(args) == compared_with
 

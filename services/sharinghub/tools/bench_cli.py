@@ -71,6 +71,8 @@ def config_problem(cfg: BenchConfig) -> str | None:
                 f"{option} {n} is more than --partitions {cfg.partitions}: a stage's extra "
                 "processes would have no partition to read (raise --partitions)"
             )
+    if cfg.soak_only and cfg.scaling_processes:
+        return "--scaling-processes has no phase to run with --soak-only"
     if cfg.scaling_processes == cfg.processes:
         return (
             f"--scaling-processes {cfg.scaling_processes} is the --processes of the run: the "
@@ -83,10 +85,12 @@ def config_problem(cfg: BenchConfig) -> str | None:
 
 def scaling_processes(args: argparse.Namespace) -> int:
     """Bulk processes per stage the scaling phase compares with --processes (0: no phase).
-    A full run compares 1 with 2; --quick, or a run with more processes, only when asked."""
+    A full run with one process per stage and at least two partitions compares 1 with 2;
+    --quick, or a run with more processes, only when asked."""
     if args.scaling_processes is not None:
         return int(args.scaling_processes)
-    return 2 if args.processes == 1 and not args.quick and not args.soak_only else 0
+    full_run = not args.quick and not args.soak_only
+    return 2 if full_run and args.processes == 1 and args.partitions >= 2 else 0
 
 
 def register(sub: Any) -> None:
@@ -146,7 +150,8 @@ def register(sub: Any) -> None:
         "--scaling-processes",
         type=at_least(0),
         help="scaling: bursts with --processes and with this many bulk processes per stage, "
-        "alternated (default 2 when --processes is 1; 0 or --quick skips it)",
+        "alternated (default 2 when --processes is 1 and --partitions at least 2; 0 or --quick "
+        "skips it)",
     )
     b.add_argument(
         "--scaling-repeats",

@@ -63,8 +63,8 @@ def table(f: dict[str, Any]) -> str:
         )
     if t := f.get("tracing"):
         rows.append(
-            f"tracing overhead                        {t['overhead_throughput_pct']}% throughput, "
-            f"{t['overhead_cpu_pct']}% CPU per request   (target ≤ 10%; "
+            f"tracing overhead                        {_pct(t['overhead_throughput_pct'])} "
+            f"throughput, {_pct(t['overhead_cpu_pct'])} CPU per request   (target ≤ 10%; "
             f"same load on/off, {t['repeats']}× alternated)"
         )
     if sc := f.get("scaling"):
@@ -73,7 +73,7 @@ def table(f: dict[str, Any]) -> str:
         rows.append(
             f"scaling, bulk processes per stage {a} → {b}  "
             f"{'/'.join(map(str, rates[a]))} → {'/'.join(map(str, rates[b]))} requests/s "
-            f"(×{sc['speedup']}); CPU ms per request {sc['cpu_ms_per_request'][a]} → "
+            f"(×{_fmt(sc['speedup'])}); CPU ms per request {sc['cpu_ms_per_request'][a]} → "
             f"{sc['cpu_ms_per_request'][b]}   ({sc['repeats']}× alternated)"
         )
         rows.append(
@@ -102,6 +102,11 @@ def table(f: dict[str, Any]) -> str:
     if "delivery_accounting" in f:
         rows.append(f"lost / duplicated outcomes / inbox      {_counted(f['delivery_accounting'])}")
     return "\n".join(rows)
+
+
+def _pct(v: Any) -> str:
+    """A percentage, or "-" where it could not be worked out."""
+    return "-" if v is None else f"{v}%"
 
 
 def _cpu_share(rate_row: dict[str, Any]) -> str:

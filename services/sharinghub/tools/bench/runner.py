@@ -11,6 +11,7 @@ final outcomes or two inbox messages) are reported, never assumed.
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import math
 import os
@@ -168,18 +169,19 @@ def batch_totals(metrics_urls: dict[str, str]) -> dict[str, tuple[float, float]]
     is left out."""
     out: dict[str, tuple[float, float]] = {}
     for label, url in metrics_urls.items():
+        records = batches = 0.0
         try:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
                 text = response.read().decode()
-        except OSError:
+            for line in text.splitlines():
+                name, _, value = line.rpartition(" ")
+                if name.startswith("sharinghub_stage_batch_size_sum"):
+                    records += float(value)
+                elif name.startswith("sharinghub_stage_batch_size_count"):
+                    batches += float(value)
+        # a process that died or stopped mid-answer: its figure is missing, the run goes on
+        except (OSError, http.client.HTTPException, ValueError, UnicodeDecodeError):
             continue
-        records = batches = 0.0
-        for line in text.splitlines():
-            name, _, value = line.rpartition(" ")
-            if name.startswith("sharinghub_stage_batch_size_sum"):
-                records += float(value)
-            elif name.startswith("sharinghub_stage_batch_size_count"):
-                batches += float(value)
         out[label] = (records, batches)
     return out
 
@@ -190,7 +192,9 @@ def mean_batches(
     """Mean records per batch each process committed between two `batch_totals`."""
     means = {}
     for label, (records, batches) in after.items():
-        r0, b0 = before.get(label, (0.0, 0.0))
+        if label not in before:  # not read at the start: its totals span its whole life
+            continue
+        r0, b0 = before[label]
         if batches > b0:
             means[label] = round((records - r0) / (batches - b0), 1)
     return means
@@ -318,6 +322,8 @@ class Bench:
         burst's CPU per request. Given their `metrics_urls`, the mean batch each process
         committed meanwhile."""
         urls = metrics_urls or {}
+        if urls:  # a batch is counted once committed, just after its outcome arrived
+            await asyncio.sleep(0.5)
         batches_before = await asyncio.to_thread(batch_totals, urls)
         before, t0 = cpu_snapshot(pids or {}), time.monotonic()
         await probe.paced(msgs, rate)
@@ -703,10 +709,8 @@ class Bench:
             "on_cpu_ms_per_request": round(_mean_cpu(on), 3),
             "off_cpu_ms_per_request": round(_mean_cpu(off), 3),
             # throughput lost with tracing on, and CPU added per request
-            "overhead_throughput_pct": round(
-                (_mean_rate(off) - _mean_rate(on)) / _mean_rate(off) * 100, 1
-            ),
-            "overhead_cpu_pct": round((_mean_cpu(on) - _mean_cpu(off)) / _mean_cpu(off) * 100, 1),
+            "overhead_throughput_pct": _pct_more(_mean_rate(off), _mean_rate(on)),
+            "overhead_cpu_pct": _pct_more(_mean_cpu(on), _mean_cpu(off)),
         }
 
     def scaling(self) -> dict[str, Any]:
@@ -735,7 +739,7 @@ class Bench:
             "cpu_ms_per_request_by_process": {
                 str(n): per[n][-1]["pipeline_cpu_ms_per_request"] for n in counts
             },
-            "speedup": round(more / base, 2),
+            "speedup": round(more / base, 2) if base else None,
             "delivery_accounting": sum_accounting(accounted),
         }
 
@@ -751,6 +755,12 @@ class Bench:
         sys.stdout.write("\n" + table(f) + "\n")
         png = plot(f, self.cfg.out_dir / "latency.png")
         sys.stdout.write(f"\nresults: {path}" + (f", plot: {png}" if png else "") + "\n")
+
+
+def _pct_more(value: float, reference: float) -> float | None:
+    """How much more `value` is than `reference`, in % (None without a reference: a burst
+    that completed nothing, or CPU times that could not be read)."""
+    return round((value - reference) / reference * 100, 1) if reference else None
 
 
 def _mean_rate(runs: list[dict[str, Any]]) -> float:
