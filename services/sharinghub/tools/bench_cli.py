@@ -150,8 +150,8 @@ def register(sub: Any) -> None:
         "--scaling-processes",
         type=at_least(0),
         help="scaling: bursts with --processes and with this many bulk processes per stage, "
-        "alternated (default 2 when --processes is 1 and --partitions at least 2; 0 or --quick "
-        "skips it)",
+        "alternated (default 2 when --processes is 1 and --partitions at least 2; 0 skips it, "
+        "and so does --quick unless this is given)",
     )
     b.add_argument(
         "--scaling-repeats",
