@@ -322,14 +322,14 @@ class Bench:
         burst's CPU per request. Given their `metrics_urls`, the mean batch each process
         committed meanwhile."""
         urls = metrics_urls or {}
+        batches_before: dict[str, tuple[float, float]] = {}
         if urls:  # a batch is counted once committed, just after its outcome arrived
             await asyncio.sleep(0.5)
-        batches_before = await asyncio.to_thread(batch_totals, urls)
+            batches_before = await asyncio.to_thread(batch_totals, urls)
         before, t0 = cpu_snapshot(pids or {}), time.monotonic()
         await probe.paced(msgs, rate)
         await probe.wait_for(ids, timeout_s=60)
         used, elapsed = cpu_used_since(pids or {}, before), time.monotonic() - t0
-        batches_after = await asyncio.to_thread(batch_totals, urls)
         lat = probe.latencies_ms(ids)
         out: dict[str, Any] = {
             "rate": rate,
@@ -346,7 +346,8 @@ class Bench:
                 k: round(v / elapsed * 100, 1) for k, v in used.items()
             }
         if urls:
-            out["mean_batch_records"] = mean_batches(batches_before, batches_after)
+            after = await asyncio.to_thread(batch_totals, urls)
+            out["mean_batch_records"] = mean_batches(batches_before, after)
         return out
 
     def _rate_slices(self, total: int) -> list[tuple[int, int, int]]:
