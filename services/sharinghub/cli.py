@@ -14,6 +14,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sharinghub.runtime import event_loop
 from sharinghub.tools.arg_types import at_least, seconds, tcp_port
 
 if TYPE_CHECKING:
@@ -120,11 +121,13 @@ def cmd_up(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    loop = event_loop.loop_name(settings.event_loop)  # before anything starts: uvloop missing?
     hub = Hub(settings, processes_per_stage=args.processes, urgent_processes=args.urgent_processes)
     print("starting sharinghub (broker, database schema, 4 services) …", flush=True)
     with hub, _console(settings, args.console_port) as console_url:
         print(f"  broker     {hub.broker.kind} at {hub.bootstrap_servers}")  # type: ignore[union-attr]
         print(f"  database   {settings.database_url}")
+        print(f"  event loop {loop} (SHARINGHUB_EVENT_LOOP={settings.event_loop})")
         print(f"  logs       {hub.log_dir()}/")
         print(f"  traces     {settings.resolved_trace_file()}")
         print(f"  console    {console_url or 'off (set SHARINGHUB_GOVERNANCE_TOKENS=name:token)'}")
@@ -526,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except event_loop.EventLoopUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except ValidationError as exc:
         if exc.title != "Settings":
             raise

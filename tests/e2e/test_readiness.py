@@ -31,6 +31,7 @@ def test_every_service_process_is_ready_and_live_once_its_consumers_joined(hub: 
         status, live = get(base + "/healthz")
         assert (status, live["status"]) == (200, "live"), label
         assert float(str(live["loop_stalled_s"])) < 30, label
+        assert live["event_loop"] == "uvloop", label  # `auto`, and the project installs it
 
 
 def test_waiting_for_readiness_reports_a_service_that_exits_while_starting(

@@ -158,3 +158,29 @@ def test_received_at_must_be_an_aware_time(examples, keys: StageKeys) -> None:  
     for value in ("2025-03-04T09:30:15", "yesterday", 7):
         with pytest.raises(InvalidMessage, match="received_at"):
             envelope_doc.received_at({**doc, "received_at": value})
+
+
+@pytest.mark.parametrize(
+    ("request_id", "kept"),
+    [
+        ("req-2025-03-04-0001", True),
+        ("ag.east:01-x", True),
+        ("-leading-dash", True),  # logged and keyed by, not validated: the contract refuses it
+        ("x" * 128, True),
+        ("rëq-1", True),  # letters of other alphabets are alphanumeric too
+        ("", False),
+        ("x" * 129, False),
+        ("req 1", False),
+        ("req_1", True),
+        ("req/1", False),
+        ('req"1', False),
+        ("rëq 1", False),
+        (12, False),
+        (None, False),
+    ],
+)
+def test_a_request_id_is_quoted_in_a_refusal_only_when_it_is_safe_to(
+    request_id: object, kept: bool
+) -> None:
+    doc = {"request": {"request_id": request_id}}
+    assert envelope_doc.request_id_of(doc) == (request_id if kept else None)

@@ -67,6 +67,18 @@ def test_live_while_the_loop_beats_and_stalled_once_it_stops() -> None:
     assert call(app, "/healthz")[0] == "200 OK"
 
 
+def test_liveness_names_the_event_loop_once_it_runs() -> None:
+    clock = Clock()
+    health = Health(clock=clock)
+    app = with_health_routes(metrics_app, health)
+    assert "event_loop" not in call(app, "/healthz")[1]  # type: ignore[operator]
+    health.event_loop = "uvloop"
+    assert call(app, "/healthz") == (
+        "200 OK",
+        {"status": "live", "loop_stalled_s": 0.0, "event_loop": "uvloop"},
+    )
+
+
 def test_every_other_path_is_the_metrics_app() -> None:
     app = with_health_routes(metrics_app, Health())
     assert call(app, "/metrics") == ("200 OK", b"sharinghub_metric 1\n")

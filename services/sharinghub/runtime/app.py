@@ -20,6 +20,7 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from sharinghub.contracts import Stage
 from sharinghub.contracts import topics as hub_topics
+from sharinghub.runtime.event_loop import running_loop_name
 from sharinghub.runtime.health import HEARTBEAT_S, Health
 from sharinghub.runtime.metrics import (
     SAMPLE_INTERVAL_S,
@@ -281,10 +282,15 @@ class StageService:
         self.health.beat()
 
     async def _mark_ready(self) -> None:
+        self.health.event_loop = running_loop_name()
         self.health.mark_ready()
         log.info(
             "service ready",
-            extra={"service": self.name, "started_in_s": self.health.readiness()["started_in_s"]},
+            extra={
+                "service": self.name,
+                "started_in_s": self.health.readiness()["started_in_s"],
+                "event_loop": self.health.event_loop,
+            },
         )
 
     async def _mark_stopping(self) -> None:

@@ -39,6 +39,7 @@ def describe_validation_error(exc: ValidationError, limit: int = 5) -> str:
     return "; ".join(parts)
 
 
+_SANE_ASCII_ID = re.compile(r"[A-Za-z0-9._:-]+")
 _REQUEST_ID = re.compile(rb'"request_id"\s*:\s*"([A-Za-z0-9][A-Za-z0-9._:-]{0,127})"')
 
 
@@ -64,10 +65,12 @@ def find_request_id(raw: bytes) -> str | None:
 
 def sane_request_id(candidate: object) -> str | None:
     """`candidate` if it is shaped like a request id (safe to log and to key by), else None."""
-    if (
-        isinstance(candidate, str)
-        and 0 < len(candidate) <= 128
-        and all(c.isalnum() or c in "._:-" for c in candidate)
+    if not isinstance(candidate, str) or not 0 < len(candidate) <= 128:
+        return None
+    # Called for every envelope a stage reads: one regex match instead of a Python-level
+    # loop over the characters (~10x less); other alphabets take the loop.
+    if _SANE_ASCII_ID.fullmatch(candidate) or (
+        not candidate.isascii() and all(c.isalnum() or c in "._:-" for c in candidate)
     ):
         return candidate
     return None

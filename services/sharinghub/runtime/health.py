@@ -7,6 +7,7 @@
 * ``/healthz``: 200 while the process's event loop keeps turning; 503 once it has not run a
   heartbeat for `stall_after_s` (a wedged loop: restart the process). A batch holds the loop
   for milliseconds to a few hundred, so the default threshold is far above any normal stall.
+  It also names the event loop the process runs on (`SHARINGHUB_EVENT_LOOP`).
 
 Both answer a small JSON document of states and durations, never a field value.
 """
@@ -41,6 +42,7 @@ class Health:
     ready_at: float | None = None
     stopping: bool = False
     last_beat: float = field(default=0.0)
+    event_loop: str | None = None  # "uvloop" or "asyncio", once the loop runs
 
     def __post_init__(self) -> None:
         self.started_at = self.last_beat = self.clock()
@@ -74,10 +76,13 @@ class Health:
         return doc
 
     def liveness(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "status": "live" if self.live else "stalled",
             "loop_stalled_s": round(self.stalled_s(), 3),
         }
+        if self.event_loop is not None:
+            doc["event_loop"] = self.event_loop
+        return doc
 
 
 def with_health_routes(metrics_app: WSGIApp, health: Health) -> WSGIApp:

@@ -130,6 +130,11 @@ class Settings(BaseSettings):
         description="Which request lane a service process serves: `all`, `bulk` (with reviews, "
         "retraction acks and background sweeps) or `urgent` (the urgent topics only).",
     )
+    event_loop: Literal["auto", "uvloop", "asyncio"] = Field(
+        default="auto",
+        description="Event loop of the services (and of the bench's relay and harness): "
+        "`auto` = uvloop where installed, else asyncio's; `uvloop` fails if it is missing.",
+    )
     nice: int = Field(
         default=0,
         ge=0,

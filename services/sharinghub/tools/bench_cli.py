@@ -19,9 +19,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ImportError:
         print("error: the benchmark needs its extras: pip install -e '.[bench]'")
         return 2
+    from sharinghub.runtime import event_loop
+    from sharinghub.runtime.settings import Settings
     from sharinghub.tools.bench.runner import Bench, BenchConfig
 
     cfg = BenchConfig(
+        # the services and relays read the same variable; a missing uvloop stops the run here
+        event_loop=event_loop.loop_name(Settings().event_loop),
         requests=args.requests,
         rates=tuple(args.rates),
         rate_seconds=args.rate_seconds,
@@ -54,7 +58,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         "sharinghub bench: embedded broker, 4 services as processes"
         f"{'' if args.shared_urgent_lane else ' (+1 urgent-lane process each)'}, audit ledger and "
         f"consent store on {'the given database' if args.database_url else 'SQLite'}, "
-        f"tracing {'on' if cfg.tracing else 'off'}; a bare 4-hop relay in the same run."
+        f"tracing {'on' if cfg.tracing else 'off'}, event loop {cfg.event_loop}; a bare 4-hop "
+        "relay on the same loop in the same run."
     )
     results = Bench(cfg).run()
     return 1 if "services_died" in results.figures else 0

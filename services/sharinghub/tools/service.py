@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import os
 import sys
 
+from sharinghub.runtime import event_loop
 from sharinghub.runtime.schema import upgrade
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.telemetry import setup_logging, setup_tracing
@@ -21,6 +21,7 @@ APPS = {
 
 def run_service(name: str, settings: Settings | None = None) -> int:
     settings = settings or Settings()
+    event_loop.loop_factory(settings.event_loop)  # uvloop asked for and missing: stop here
     setup_logging(settings.log_level)
     if not settings.kafka_bootstrap_servers:
         sys.stderr.write(
@@ -35,7 +36,7 @@ def run_service(name: str, settings: Settings | None = None) -> int:
     module = importlib.import_module(APPS[name])
     service = module.create_app(settings, settings.kafka_bootstrap_servers)
     try:
-        asyncio.run(service.app.run())
+        event_loop.run(service.app.run(), settings.event_loop)
     finally:
         if provider is not None:
             provider.shutdown()

@@ -12,6 +12,9 @@ import sys
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from sharinghub.runtime import event_loop
+from sharinghub.runtime.settings import Settings
+
 
 async def relay(bootstrap: str, source: str, sink: str, group: str) -> None:
     consumer = AIOKafkaConsumer(
@@ -54,4 +57,5 @@ async def relay(bootstrap: str, source: str, sink: str, group: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(relay(*sys.argv[1:5]))
+    # the loop the hub it is compared with runs on (the same environment)
+    event_loop.run(relay(*sys.argv[1:5]), Settings().event_loop)

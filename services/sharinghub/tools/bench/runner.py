@@ -28,8 +28,10 @@ from typing import Any, TypeVar
 import orjson
 
 from sharinghub.contracts import URGENT_PURPOSES, topics
+from sharinghub.runtime import event_loop
 from sharinghub.runtime.broker import EmbeddedBroker
 from sharinghub.runtime.codec import encode
+from sharinghub.runtime.event_loop import LoopChoice
 from sharinghub.runtime.lifetime import end_with_parent
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.topics import ensure_topics
@@ -66,6 +68,8 @@ class BenchConfig:
     database_url: str | None = None
     out_dir: Path = Path("bench-results")
     partitions: int = 3
+    # the loop of the services, the relay and this harness (`SHARINGHUB_EVENT_LOOP`, resolved)
+    event_loop: LoopChoice = "asyncio"
 
 
 @dataclass
@@ -221,6 +225,10 @@ class Bench:
         self.results = Results(config={k: str(v) for k, v in cfg.__dict__.items()})
         self.relays: list[subprocess.Popen[bytes]] = []
 
+    def run_async(self, main: Coroutine[Any, Any, T]) -> T:
+        """Run one of the harness's coroutines on the loop the services run on."""
+        return event_loop.run(main, self.cfg.event_loop)
+
     def hub(self, tracing: bool, phase: str = "rates", processes: int | None = None) -> Hub:
         data = self.cfg.out_dir / f"hub-{phase}"
         if data.exists():
@@ -374,13 +382,13 @@ class Bench:
         hub.start(spawn_services=False)
         try:
             if load is not None:
-                asyncio.run(self.prepare(hub, load))
+                self.run_async(self.prepare(hub, load))
             hub.spawn_services()
             # measure the hub, not its start-up: every consumer has joined its group first
             late = hub.wait_ready(timeout_s=180)
             if late:
                 sys.stdout.write(f"  warning: not ready after 180 s: {', '.join(late)}\n")
-            result = asyncio.run(measure(hub))
+            result = self.run_async(measure(hub))
             dead = hub.check_alive()
             if dead:
                 earlier = self.results.figures.get("services_died", [])
@@ -393,7 +401,7 @@ class Bench:
         """Start a broker, the four relay processes, measure, stop both."""
         broker = EmbeddedBroker.start()
         try:
-            asyncio.run(
+            self.run_async(
                 ensure_topics(
                     broker.bootstrap_servers, RELAY_TOPICS, partitions=self.cfg.partitions
                 )
@@ -402,7 +410,7 @@ class Bench:
             try:
                 pids = {f"relay-{i}": r.pid for i, r in enumerate(self.relays)}
                 pids["broker"] = broker.process.pid
-                return asyncio.run(self.measure_relay(broker.bootstrap_servers, load, pids))
+                return self.run_async(self.measure_relay(broker.bootstrap_servers, load, pids))
             finally:
                 self.stop_relays()
         finally:
