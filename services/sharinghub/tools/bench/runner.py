@@ -214,6 +214,17 @@ def hub_pids(hub: Hub) -> dict[str, int]:
     return pids
 
 
+def mirrored_rounds(sides: list[str], repeats: int) -> list[tuple[int, str]]:
+    """(round, side) in the order an alternated comparison runs them: the sides in order in
+    even rounds and reversed in odd ones (A B, B A, A B …), so over every two rounds each side
+    comes first once and a linear drift of the machine adds the same to each side's sum."""
+    return [
+        (i, side)
+        for i in range(repeats)
+        for side in (sides if i % 2 == 0 else list(reversed(sides)))
+    ]
+
+
 STALL_S = 60.0
 """A burst or the soak's drain stops waiting once no outcome at all arrived for this long."""
 
@@ -680,8 +691,9 @@ class Bench:
         self, label: str, sides: dict[str, dict[str, Any]], repeats: int, *, count: bool = False
     ) -> dict[str, list[dict[str, Any]]]:
         """The same burst on fresh hubs that differ only as `sides` says (keyword arguments of
-        `with_hub`: tracing, processes), alternated side by side `repeats` times, so a drift
-        of the machine's speed weighs on every side alike. Each side's `measure` results."""
+        `with_hub`: tracing, processes), `repeats` times each, in mirrored rounds (A B, B A,
+        A B …): a steady drift of the machine's speed, or a cost of coming first, weighs on
+        every side alike over each pair of rounds. Each side's `measure` results, in order."""
         cfg = self.cfg
         load = generate(
             200 + cfg.requests,
@@ -690,22 +702,21 @@ class Bench:
             directives_per_client=cfg.directives,
         )
         runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
-        for i in range(repeats):
-            for side, hub_options in sides.items():
-                sys.stdout.write(f"  {label} {side} ({i + 1}/{repeats}) …\n")
-                sys.stdout.flush()
-                runs[side].append(
-                    self.with_hub(
-                        f"{label}-{side}".replace(" ", "-"),
-                        lambda h: self.measure(h, load, full=False, count=count),
-                        load,
-                        **hub_options,
-                    )
+        for i, side in mirrored_rounds(list(sides), repeats):
+            sys.stdout.write(f"  {label} {side} ({i + 1}/{repeats}) …\n")
+            sys.stdout.flush()
+            runs[side].append(
+                self.with_hub(
+                    f"{label}-{side}".replace(" ", "-"),
+                    lambda h: self.measure(h, load, full=False, count=count),
+                    load,
+                    **sides[side],
                 )
+            )
         return runs
 
     def tracing_overhead(self) -> dict[str, Any]:
-        """Tracing on against off: the same burst, alternated (on, off, on, off …)."""
+        """Tracing on against off: the same burst, alternated (on, off, off, on …)."""
         cfg = self.cfg
         runs = self.alternated_bursts(
             "tracing", {"on": {"tracing": True}, "off": {"tracing": False}}, cfg.tracing_repeats
