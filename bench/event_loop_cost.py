@@ -17,80 +17,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from sharinghub.runtime import event_loop
 from sharinghub.runtime.broker import EmbeddedBroker
 from sharinghub.runtime.lifetime import end_with_parent
 from sharinghub.runtime.topics import ensure_topics
 from sharinghub.tools.bench.runner import cpu_seconds, mirrored_rounds
 
 LOOPS = ["asyncio", "uvloop"]
+RELAY = "sharinghub.tools.bench.relay"
 PAYLOAD = b'{"narrative": "' + b"x" * 1500 + b'"}'
 
 
 class Run:
-    """One relay process on one loop, between two fresh topics."""
+    """One relay process on one loop, between two fresh topics, and a client feeding it."""
 
-    def __init__(self, bootstrap: str, loop: str, n: int) -> None:
-        self.bootstrap = bootstrap
-        self.source, self.sink = f"loopcost.{n}.in", f"loopcost.{n}.out"
-        env = {**os.environ, "SHARINGHUB_EVENT_LOOP": loop}
-        self.args = [
-            sys.executable,
-            "-m",
-            "sharinghub.tools.bench.relay",
-            bootstrap,
-            self.source,
-            self.sink,
-            f"loopcost-{n}",
-        ]
-        self.env = env
+    def __init__(self, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer, source: str):
+        self.producer, self.consumer, self.source = producer, consumer, source
         self.process: subprocess.Popen[bytes] | None = None
-
-    async def __aenter__(self) -> Run:
-        await ensure_topics(self.bootstrap, [self.source, self.sink], partitions=3)
-        # Popen returns at once (it does not wait for the child): fine inside the loop
-        self.process = subprocess.Popen(  # noqa: ASYNC220
-            self.args,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=end_with_parent(),
-        )
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, enable_idempotence=False, linger_ms=1
-        )
-        self.consumer = AIOKafkaConsumer(
-            self.sink,
-            bootstrap_servers=self.bootstrap,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=10,
-        )
-        await self.producer.start()
-        await self.consumer.start()
         self.received = 0
-        await self.relay_and_wait(1, timeout_s=120)  # the relay has joined its group
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.producer.stop()
-        await self.consumer.stop()
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
     def cpu(self) -> float:
-        assert self.process is not None
-        value = cpu_seconds(self.process.pid)
+        value = cpu_seconds(self.process.pid) if self.process is not None else None
         if value is None:
             raise RuntimeError("the relay process ended early")
         return value
@@ -112,8 +69,47 @@ class Run:
         await self.wait_for(self.received + count, timeout_s)
 
 
+@contextlib.asynccontextmanager
+async def relay_on(bootstrap: str, loop: str, n: int) -> AsyncIterator[Run]:
+    """A relay process on `loop` between fresh topics, joined and relaying; ended on exit."""
+    source, sink = f"loopcost.{n}.in", f"loopcost.{n}.out"
+    await ensure_topics(bootstrap, [source, sink], partitions=3)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=1)
+    consumer = AIOKafkaConsumer(
+        sink, bootstrap_servers=bootstrap, auto_offset_reset="earliest", fetch_max_wait_ms=10
+    )
+    run = Run(producer, consumer, source)
+    try:
+        await producer.start()
+        await consumer.start()
+        # Popen returns at once (it does not wait for the child): fine inside the loop
+        run.process = subprocess.Popen(  # noqa: ASYNC220
+            [
+                sys.executable,
+                "-m",
+                "sharinghub.tools.bench.relay",
+                bootstrap,
+                source,
+                sink,
+                f"lc{n}",
+            ],
+            env={**os.environ, "SHARINGHUB_EVENT_LOOP": loop},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=end_with_parent(),
+        )
+        await run.relay_and_wait(1, timeout_s=120)  # the relay has joined its group
+        yield run
+    finally:
+        await producer.stop()
+        await consumer.stop()
+        if run.process is not None:
+            run.process.terminate()
+            await asyncio.to_thread(run.process.wait, 10)
+
+
 async def measure(bootstrap: str, loop: str, n: int, args: argparse.Namespace) -> dict[str, float]:
-    async with Run(bootstrap, loop, n) as run:
+    async with relay_on(bootstrap, loop, n) as run:
         await asyncio.sleep(1.0)
         c0 = run.cpu()
         await asyncio.sleep(args.idle_seconds)
@@ -133,6 +129,7 @@ async def measure(bootstrap: str, loop: str, n: int, args: argparse.Namespace) -
 
 
 async def main(args: argparse.Namespace) -> None:
+    event_loop.loop_name("uvloop")  # a clear error now rather than a relay that never joins
     broker = EmbeddedBroker.start()
     try:
         results: dict[str, list[dict[str, float]]] = {loop: [] for loop in LOOPS}

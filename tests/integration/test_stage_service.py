@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sharinghub.contracts import Stage, topics
 from sharinghub.runtime.app import StageService
+from sharinghub.runtime.event_loop import running_loop_name
 from sharinghub.runtime.settings import Settings
 from sharinghub.runtime.stage import Batch, Item
 from sharinghub.runtime.topics import ensure_topics, partitions_of
@@ -61,6 +62,8 @@ async def test_batches_reach_the_processor_and_its_outputs_are_published(
     )
     await ensure_topics(bootstrap, [SINK], partitions=1)
     await service.app.start()
+    # /healthz names the loop the service runs on (here the test's own)
+    assert service.health.event_loop == running_loop_name()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await producer.start()

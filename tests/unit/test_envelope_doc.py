@@ -168,6 +168,8 @@ def test_received_at_must_be_an_aware_time(examples, keys: StageKeys) -> None:  
         ("-leading-dash", True),  # logged and keyed by, not validated: the contract refuses it
         ("x" * 128, True),
         ("rëq-1", True),  # letters of other alphabets are alphanumeric too
+        ("١٢٣", True),  # and so are other digits
+        ("req-1\n", False),  # a whole-string match: no line end slips through
         ("", False),
         ("x" * 129, False),
         ("req 1", False),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -54,27 +55,37 @@ def test_without_uvloop_auto_falls_back_and_uvloop_is_a_clear_error(
     assert coro.cr_frame is None  # closed, not left to warn that it was never awaited
 
 
-def test_a_service_asked_for_a_missing_uvloop_exits_2_before_starting(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setitem(sys.modules, "uvloop", None)
+@pytest.fixture
+def uvloop_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """uvloop asked for and not importable; the hub's state would go to the returned folder."""
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # import uvloop now raises ImportError
     monkeypatch.setenv("SHARINGHUB_EVENT_LOOP", "uvloop")
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
-    assert main(["run", "consent"]) == 2
-    err = capsys.readouterr().err
-    assert "uvloop is not installed" in err
-    assert "Traceback" not in err
+    state = tmp_path / "state"
+    monkeypatch.setenv("SHARINGHUB_DATA_DIR", str(state))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{state / 'hub.db'}")
+    return state
 
 
-def test_up_refuses_a_missing_uvloop_before_starting_anything(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.timeout(60)  # were the check gone, `up` would start a hub and wait
+@pytest.mark.parametrize(
+    "argv",
+    [["run", "consent"], ["up"], ["bench", "--quick", "--out"]],
+    ids=["run", "up", "bench"],
+)
+def test_a_missing_uvloop_asked_for_stops_the_command_before_it_starts_anything(
+    argv: list[str],
+    uvloop_missing: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setitem(sys.modules, "uvloop", None)
-    monkeypatch.setenv("SHARINGHUB_EVENT_LOOP", "uvloop")
-    assert main(["up"]) == 2
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")  # `run` needs one
+    out = uvloop_missing / "bench-out"
+    assert main([*argv, str(out)] if argv[0] == "bench" else argv) == 2
     captured = capsys.readouterr()
     assert "uvloop is not installed" in captured.err
+    assert "Traceback" not in captured.err
     assert "starting sharinghub" not in captured.out
+    assert not uvloop_missing.exists()  # no database, keys, logs or bench results
 
 
 def test_an_unknown_loop_is_named_by_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -282,7 +282,6 @@ class StageService:
         self.health.beat()
 
     async def _mark_ready(self) -> None:
-        self.health.event_loop = running_loop_name()
         self.health.mark_ready()
         log.info(
             "service ready",
@@ -297,6 +296,7 @@ class StageService:
         self.health.mark_stopping()
 
     async def _start_metrics(self) -> None:
+        self.health.event_loop = running_loop_name()  # /healthz names it from the start
         self._metrics = setup_metrics(self.name, self.settings, self.health)
         if self._metrics is not None:
             await self._heartbeat.start()

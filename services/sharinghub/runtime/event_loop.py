@@ -2,8 +2,8 @@
 
 uvloop (libuv, compiled) runs the loop, its callbacks and the socket transports the Kafka
 client reads and writes through in compiled code, where asyncio's default loop runs them in
-Python: a fifth to a quarter of a stage process's samples at 50 requests/s were asyncio's own
-Python code (see docs/performance.md for what uvloop changed). `auto` takes uvloop where it
+Python: 19–29 % of a stage process's samples at 50 requests/s were asyncio's own Python code
+(see docs/performance.md for what uvloop changed). `auto` takes uvloop where it
 is installed and asyncio's loop otherwise; `uvloop` refuses to start without it. The bench's
 relay and harness run on the same loop as the hub they are compared with.
 """

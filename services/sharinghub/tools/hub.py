@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sharinghub.contracts import topics
+from sharinghub.runtime import event_loop
 from sharinghub.runtime.broker import Broker, free_loopback_port, resolve_broker
 from sharinghub.runtime.lifetime import end_with_parent
 from sharinghub.runtime.schema import upgrade
@@ -75,15 +75,17 @@ class Hub:
         """Broker, schema, keys and topics; then the services unless `spawn_services=False`
         (the bench publishes its consent directives before the services start)."""
         s = self.settings
+        event_loop.loop_name(s.event_loop)  # uvloop asked for and missing: before anything
         s.data_dir.mkdir(parents=True, exist_ok=True)
         StageKeys.generate(s.resolved_keys_file())
         upgrade(s.database_url, lock_dir=s.data_dir)
         self.broker = resolve_broker(s)
         try:
-            asyncio.run(
+            event_loop.run(
                 ensure_topics(
                     self.bootstrap_servers, topics.PIPELINE_TOPICS, partitions=s.partitions
-                )
+                ),
+                s.event_loop,
             )
             if spawn_services:
                 self.spawn_services()
@@ -115,6 +117,7 @@ class Hub:
         env["SHARINGHUB_DATA_DIR"] = str(self.settings.data_dir.resolve())
         env["SHARINGHUB_KEYS_FILE"] = str(self.settings.resolved_keys_file().resolve())
         env["SHARINGHUB_TRACING"] = "true" if self.settings.tracing else "false"
+        env["SHARINGHUB_EVENT_LOOP"] = self.settings.event_loop
         env.pop("DATABASE_URL", None)
         return env
 

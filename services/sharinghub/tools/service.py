@@ -21,7 +21,7 @@ APPS = {
 
 def run_service(name: str, settings: Settings | None = None) -> int:
     settings = settings or Settings()
-    event_loop.loop_factory(settings.event_loop)  # uvloop asked for and missing: stop here
+    event_loop.loop_name(settings.event_loop)  # uvloop asked for and missing: stops here
     setup_logging(settings.log_level)
     if not settings.kafka_bootstrap_servers:
         sys.stderr.write(

@@ -68,8 +68,8 @@ class BenchConfig:
     database_url: str | None = None
     out_dir: Path = Path("bench-results")
     partitions: int = 3
-    # the loop of the services, the relay and this harness (`SHARINGHUB_EVENT_LOOP`, resolved)
-    event_loop: LoopChoice = "asyncio"
+    # the loop of the services, the relays and this harness (`SHARINGHUB_EVENT_LOOP`)
+    event_loop: LoopChoice = "auto"
 
 
 @dataclass
@@ -254,6 +254,7 @@ class Bench:
             tracing=tracing,
             partitions=self.cfg.partitions,
             session_timeout_ms=6000,
+            event_loop=self.cfg.event_loop,  # the hub passes it on to its services
         )
         return Hub(
             settings,
@@ -276,6 +277,7 @@ class Bench:
                         RELAY_TOPICS[i + 1],
                         f"bench-relay-{i}",
                     ],
+                    env={**os.environ, "SHARINGHUB_EVENT_LOOP": self.cfg.event_loop},
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                     preexec_fn=end_with_parent(),  # ends it should the bench be killed
