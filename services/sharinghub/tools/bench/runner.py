@@ -55,7 +55,7 @@ class BenchConfig:
     bulk_nice: int = BULK_NICE
     tracing: bool = True
     tracing_overhead: bool = True
-    tracing_repeats: int = 2
+    tracing_repeats: int = 4
     # scaling: bursts on hubs with `processes` and with this many bulk processes per stage,
     # alternated `scaling_repeats` times each (0: not measured)
     scaling_processes: int = 0
